@@ -1,0 +1,33 @@
+"""evit-hf: EfficientViT as Hugging Face transformers models.
+
+`import evit_hf` registers every model with the transformers Auto classes, so that
+`AutoModel.from_pretrained(...)`, `AutoImageProcessor.from_pretrained(...)` and `pipeline(...)` resolve
+EfficientViT checkpoints without `trust_remote_code`.
+"""
+
+from .models.efficientvit import (
+    PRESETS,
+    SEGMENTATION_PRESETS,
+    EfficientViTBackbone,
+    EfficientViTConfig,
+    EfficientViTForImageClassification,
+    EfficientViTModel,
+    EfficientViTPreTrainedModel,
+)
+from .registration import register
+
+__version__ = "0.1.0"
+
+register()
+
+__all__ = [
+    "PRESETS",
+    "SEGMENTATION_PRESETS",
+    "EfficientViTBackbone",
+    "EfficientViTConfig",
+    "EfficientViTForImageClassification",
+    "EfficientViTModel",
+    "EfficientViTPreTrainedModel",
+    "register",
+    "__version__",
+]

@@ -1,0 +1,317 @@
+"""EfficientViT configuration and the named presets of every released variant.
+
+This module owns `EfficientViTConfig` (backbone, classification and segmentation heads share it, like
+SegFormer's config) and `PRESETS`, the configuration data of the original checkpoints. It imports only
+`transformers`, so a folder written by `save_pretrained` can carry it for `trust_remote_code=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:  # transformers >= 5
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4.57 (the Optimum ONNX exporter pins it)
+    from transformers import PretrainedConfig as PreTrainedConfig
+
+try:
+    from transformers.backbone_utils import BackboneConfigMixin
+except ImportError:
+    from transformers.utils.backbone_utils import BackboneConfigMixin
+
+
+BLOCK_TYPES = ("ds", "res", "mb", "fmb", "att")
+ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")
+
+_B_SERIES = {
+    "block_types": ["ds", "mb", "mb", "att", "att"],
+    "expand_ratios": [1, 4, 4, 4, 4],
+    "downsample_expand_ratios": [1, 4, 4, 4, 4],
+    "fewer_norm": [False, False, False, True, True],
+    "attention_scales": [5],
+    "hidden_act": "hardswish",
+    "norm_eps": 1e-5,
+}
+_L_SERIES = {
+    "block_types": ["res", "fmb", "fmb", "mb", "att"],
+    "expand_ratios": [1, 4, 4, 4, 6],
+    "downsample_expand_ratios": [1, 16, 16, 16, 24],
+    "fewer_norm": [False, False, False, True, True],
+    "attention_head_dim": 32,
+    "attention_scales": [5],
+    "hidden_act": "gelu_tanh",
+    "norm_eps": 1e-7,
+}
+_XL_SERIES = {
+    "widths": [32, 64, 128, 256, 512, 1024],
+    "block_types": ["res", "fmb", "fmb", "fmb", "att", "att"],
+    "expand_ratios": [1, 4, 4, 4, 4, 6],
+    "downsample_expand_ratios": [1, 16, 16, 16, 16, 24],
+    "fewer_norm": [False, False, False, False, True, True],
+    "attention_head_dim": 32,
+    "attention_scales": [3],
+    "hidden_act": "gelu_tanh",
+    "norm_eps": 1e-6,
+}
+
+# Depths count the stride-1 blocks that follow each stage's downsampling block. The original B-series
+# `depth_list` counts the downsampling MBConv too in stages 1-2 (B1: 1,2,3,3,4 -> 1,1,2,3,4 here).
+PRESETS: dict[str, dict[str, Any]] = {
+    "b0": {**_B_SERIES, "widths": [8, 16, 32, 64, 128], "depths": [1, 1, 1, 2, 2],
+           "attention_head_dim": 16, "head_widths": [1024, 1280]},
+    "b1": {**_B_SERIES, "widths": [16, 32, 64, 128, 256], "depths": [1, 1, 2, 3, 4],
+           "attention_head_dim": 16, "head_widths": [1536, 1600]},
+    "b2": {**_B_SERIES, "widths": [24, 48, 96, 192, 384], "depths": [1, 2, 3, 4, 6],
+           "attention_head_dim": 32, "head_widths": [2304, 2560]},
+    "b3": {**_B_SERIES, "widths": [32, 64, 128, 256, 512], "depths": [1, 3, 5, 6, 9],
+           "attention_head_dim": 32, "head_widths": [2304, 2560]},
+    "l0": {**_L_SERIES, "widths": [32, 64, 128, 256, 512], "depths": [1, 1, 1, 4, 4],
+           "head_widths": [3072, 3200]},
+    "l1": {**_L_SERIES, "widths": [32, 64, 128, 256, 512], "depths": [1, 1, 1, 6, 6],
+           "head_widths": [3072, 3200]},
+    "l2": {**_L_SERIES, "widths": [32, 64, 128, 256, 512], "depths": [1, 2, 2, 8, 8],
+           "head_widths": [3072, 3200]},
+    "l3": {**_L_SERIES, "widths": [64, 128, 256, 512, 1024], "depths": [1, 2, 2, 8, 8],
+           "head_widths": [6144, 6400]},
+    "xl0": {**_XL_SERIES, "depths": [0, 1, 1, 2, 3, 3], "head_widths": [6144, 6400]},
+    "xl1": {**_XL_SERIES, "depths": [1, 2, 2, 4, 6, 6], "head_widths": [6144, 6400]},
+}
+
+# Segmentation presets: a backbone preset plus the original head. Heads read stages 4, 3, 2 (strides 32,
+# 16, 8) and predict at stride 8.
+_CITYSCAPES_B = {"segmentation_head_block": "mb", "segmentation_head_expand_ratio": 4,
+                 "segmentation_final_expand": 4, "num_labels": 19}
+_ADE20K_B = {"segmentation_head_block": "mb", "segmentation_head_expand_ratio": 4,
+             "segmentation_final_expand": None, "num_labels": 150}
+SEGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
+    "seg-b0-cityscapes": {"backbone": "b0", "segmentation_head_width": 32, "segmentation_head_depth": 1,
+                          **_CITYSCAPES_B},
+    "seg-b1-cityscapes": {"backbone": "b1", "segmentation_head_width": 64, "segmentation_head_depth": 3,
+                          **_CITYSCAPES_B},
+    "seg-b2-cityscapes": {"backbone": "b2", "segmentation_head_width": 96, "segmentation_head_depth": 3,
+                          **_CITYSCAPES_B},
+    "seg-b3-cityscapes": {"backbone": "b3", "segmentation_head_width": 128, "segmentation_head_depth": 3,
+                          **_CITYSCAPES_B},
+    "seg-l1-cityscapes": {"backbone": "l1", "segmentation_head_width": 256, "segmentation_head_depth": 3,
+                          "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 1,
+                          "segmentation_final_expand": None, "num_labels": 19},
+    "seg-l2-cityscapes": {"backbone": "l2", "segmentation_head_width": 256, "segmentation_head_depth": 5,
+                          "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 1,
+                          "segmentation_final_expand": None, "num_labels": 19},
+    "seg-b1-ade20k": {"backbone": "b1", "segmentation_head_width": 64, "segmentation_head_depth": 3, **_ADE20K_B},
+    "seg-b2-ade20k": {"backbone": "b2", "segmentation_head_width": 96, "segmentation_head_depth": 3, **_ADE20K_B},
+    "seg-b3-ade20k": {"backbone": "b3", "segmentation_head_width": 128, "segmentation_head_depth": 3,
+                      **_ADE20K_B},
+    "seg-l1-ade20k": {"backbone": "l1", "segmentation_head_width": 128, "segmentation_head_depth": 3,
+                      "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 4,
+                      "segmentation_final_expand": 8, "num_labels": 150},
+    "seg-l2-ade20k": {"backbone": "l2", "segmentation_head_width": 128, "segmentation_head_depth": 3,
+                      "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 4,
+                      "segmentation_final_expand": 8, "num_labels": 150},
+}
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
+    r"""
+    Configuration of an EfficientViT network (arXiv 2205.14756): a stride-2 stem followed by stages that
+    each start with a stride-2 downsampling block, convolutional stages (DSConv / ResBlock / MBConv /
+    FusedMBConv) at high resolution and EfficientViT blocks (multi-scale ReLU linear attention + MBConv)
+    at low resolution. The same configuration drives the backbone, the classifier and the segmenter.
+
+    Use `EfficientViTConfig.from_preset("b1")` for the original variants (`b0`-`b3`, `l0`-`l3`, `xl0`,
+    `xl1`, and `seg-<model>-<cityscapes|ade20k>`), or pass the fields below for a free-form network.
+
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Channels of the input image.
+        widths (`list[int]`):
+            Output channels of every stage; stage 0 is the stem (stride 2), stage `i` has stride `2**(i+1)`.
+        depths (`list[int]`):
+            Number of stride-1 blocks in each stage, after the stage's downsampling block (the stem
+            convolution for stage 0).
+        block_types (`list[str]`):
+            Block type of each stage: `"ds"` (depthwise-separable conv), `"res"` (two 3x3 convs), `"mb"`
+            (MBConv), `"fmb"` (FusedMBConv) or `"att"` (EfficientViT block). Stage 0 must be `"ds"` or `"res"`.
+        expand_ratios (`list[float]`):
+            Expansion ratio of the stride-1 blocks of each stage (the MBConv of an attention block too).
+        downsample_expand_ratios (`list[float]`):
+            Expansion ratio of the downsampling block that starts each stage (ignored for stage 0). The
+            downsampling block is an MBConv in attention stages, else a block of the stage's type.
+        fewer_norm (`list[bool]`):
+            Per stage: convolutions inside MBConv/FusedMBConv/ResBlock use a bias and no BatchNorm, except
+            for the last one (the original's "fewer_norm").
+        attention_head_dim (`int`, *optional*, defaults to 16):
+            Channels per head of the linear attention.
+        attention_heads_ratio (`float`, *optional*, defaults to 1.0):
+            Heads = `int(channels // attention_head_dim * attention_heads_ratio)`.
+        attention_scales (`list[int]`, *optional*, defaults to `[5]`):
+            Kernel sizes of the multi-scale token aggregation (one extra branch each).
+        attention_eps (`float`, *optional*, defaults to 1e-15):
+            Added to the attention denominator; the attention always runs in fp32, where it is not 0.
+        hidden_act (`str`, *optional*, defaults to `"hardswish"`):
+            One of `relu`, `relu6`, `hardswish`, `silu`, `gelu` (exact) and `gelu_tanh` (the original's gelu).
+        norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every BatchNorm and LayerNorm (the original sets 1e-5 for B, 1e-7 for L, 1e-6 for SAM).
+        head_widths (`list[int]`, *optional*, defaults to `[1536, 1600]`):
+            Classification head: 1x1 conv to `head_widths[0]`, average pool, linear + LayerNorm to
+            `head_widths[1]`, then the classifier.
+        classifier_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout before the classifier.
+        drop_path_rate (`float`, *optional*, defaults to 0.0):
+            Stochastic depth on residual blocks, growing linearly with depth (training only).
+        segmentation_in_features (`list[str]`, *optional*, defaults to the last three stages):
+            Stages the segmentation head reads, from the coarsest to the finest.
+        segmentation_head_width (`int`, *optional*, defaults to 64):
+            Channels of the segmentation head.
+        segmentation_head_depth (`int`, *optional*, defaults to 3):
+            Residual blocks in the middle of the segmentation head.
+        segmentation_head_block (`str`, *optional*, defaults to `"mb"`):
+            `"mb"` (MBConv) or `"fmb"` (FusedMBConv) for those blocks.
+        segmentation_head_expand_ratio (`float`, *optional*, defaults to 4):
+            Their expansion ratio.
+        segmentation_final_expand (`float`, *optional*):
+            If set, a 1x1 conv widens the head by this factor before the classifier.
+        semantic_loss_ignore_index (`int`, *optional*, defaults to 255):
+            Label ignored by the segmentation loss.
+        image_size (`int`, *optional*, defaults to 224):
+            Default input resolution (used for MACs in reports and by the demo).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Std of the truncated normal used to initialise conv and linear weights.
+        out_features (`list[str]`, *optional*):
+            Backbone outputs by stage name (`"stage0"` ... ); defaults to the last stage.
+        out_indices (`list[int]`, *optional*):
+            Backbone outputs by stage index.
+    """
+
+    model_type = "efficientvit"
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        widths: list[int] | tuple[int, ...] = (16, 32, 64, 128, 256),
+        depths: list[int] | tuple[int, ...] = (1, 1, 2, 3, 4),
+        block_types: list[str] | tuple[str, ...] = ("ds", "mb", "mb", "att", "att"),
+        expand_ratios: list[float] | tuple[float, ...] = (1, 4, 4, 4, 4),
+        downsample_expand_ratios: list[float] | tuple[float, ...] = (1, 4, 4, 4, 4),
+        fewer_norm: list[bool] | tuple[bool, ...] = (False, False, False, True, True),
+        attention_head_dim: int = 16,
+        attention_heads_ratio: float = 1.0,
+        attention_scales: list[int] | tuple[int, ...] = (5,),
+        attention_eps: float = 1e-15,
+        hidden_act: str = "hardswish",
+        norm_eps: float = 1e-5,
+        head_widths: list[int] | tuple[int, ...] = (1536, 1600),
+        classifier_dropout: float = 0.0,
+        drop_path_rate: float = 0.0,
+        segmentation_in_features: list[str] | tuple[str, ...] | None = None,
+        segmentation_head_width: int = 64,
+        segmentation_head_depth: int = 3,
+        segmentation_head_block: str = "mb",
+        segmentation_head_expand_ratio: float = 4,
+        segmentation_final_expand: float | None = None,
+        semantic_loss_ignore_index: int = 255,
+        image_size: int = 224,
+        initializer_range: float = 0.02,
+        out_features: list[str] | None = None,
+        out_indices: list[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_channels = num_channels
+        self.widths = [int(w) for w in widths]
+        self.depths = [int(d) for d in depths]
+        self.block_types = list(block_types)
+        self.expand_ratios = list(expand_ratios)
+        self.downsample_expand_ratios = list(downsample_expand_ratios)
+        self.fewer_norm = [bool(f) for f in fewer_norm]
+        self.attention_head_dim = attention_head_dim
+        self.attention_heads_ratio = attention_heads_ratio
+        self.attention_scales = [int(s) for s in _as_list(attention_scales)]
+        self.attention_eps = attention_eps
+        self.hidden_act = hidden_act
+        self.norm_eps = norm_eps
+        self.head_widths = list(head_widths)
+        self.classifier_dropout = classifier_dropout
+        self.drop_path_rate = drop_path_rate
+        num_stages = len(self.widths)
+        self.stage_names = [f"stage{i}" for i in range(num_stages)]
+        if segmentation_in_features is None:
+            segmentation_in_features = self.stage_names[-1:-4:-1] if num_stages >= 3 else self.stage_names[::-1]
+        self.segmentation_in_features = list(segmentation_in_features)
+        self.segmentation_head_width = segmentation_head_width
+        self.segmentation_head_depth = segmentation_head_depth
+        self.segmentation_head_block = segmentation_head_block
+        self.segmentation_head_expand_ratio = segmentation_head_expand_ratio
+        self.segmentation_final_expand = segmentation_final_expand
+        self.semantic_loss_ignore_index = semantic_loss_ignore_index
+        self.image_size = image_size
+        self.initializer_range = initializer_range
+        self._validate()
+        # The property setters align features and indices on transformers 4.57 and 5.x alike.
+        if out_indices is not None and out_features is None:
+            self.out_indices = list(out_indices)
+        else:
+            self.out_features = out_features
+
+    def _validate(self) -> None:
+        n = len(self.widths)
+        per_stage = {
+            "depths": self.depths,
+            "block_types": self.block_types,
+            "expand_ratios": self.expand_ratios,
+            "downsample_expand_ratios": self.downsample_expand_ratios,
+            "fewer_norm": self.fewer_norm,
+        }
+        for name, values in per_stage.items():
+            if len(values) != n:
+                raise ValueError(f"`{name}` has {len(values)} entries but `widths` defines {n} stages.")
+        unknown = [b for b in self.block_types if b not in BLOCK_TYPES]
+        if unknown:
+            raise ValueError(f"Unknown block type(s) {unknown}; expected one of {BLOCK_TYPES}.")
+        if self.block_types[0] not in ("ds", "res"):
+            raise ValueError(f"Stage 0 (the stem) must use 'ds' or 'res' blocks, got {self.block_types[0]!r}.")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"Unknown activation {self.hidden_act!r}; expected one of {ACTIVATIONS}.")
+        for stage, (block, width) in enumerate(zip(self.block_types, self.widths)):
+            if block == "att" and width // self.attention_head_dim * self.attention_heads_ratio < 1:
+                raise ValueError(
+                    f"Stage {stage} has {width} channels, fewer than one attention head of "
+                    f"{self.attention_head_dim} channels."
+                )
+        if any(s % 2 == 0 for s in self.attention_scales):
+            raise ValueError(f"`attention_scales` must be odd kernel sizes, got {self.attention_scales}.")
+        if self.segmentation_head_block not in ("mb", "fmb"):
+            raise ValueError(f"`segmentation_head_block` must be 'mb' or 'fmb', got {self.segmentation_head_block!r}.")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.widths)
+
+    @property
+    def total_stride(self) -> int:
+        """Downsampling factor of the last stage."""
+        return 2 ** len(self.widths)
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return sorted(PRESETS) + sorted(SEGMENTATION_PRESETS)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> EfficientViTConfig:
+        """The configuration of an original variant (`"b1"`, `"l2"`, `"seg-b1-ade20k"`, ...), with overrides."""
+        if name in SEGMENTATION_PRESETS:
+            seg = dict(SEGMENTATION_PRESETS[name])
+            kwargs = {**PRESETS[seg.pop("backbone")], **seg}
+        elif name in PRESETS:
+            kwargs = dict(PRESETS[name])
+        else:
+            raise ValueError(f"Unknown EfficientViT preset {name!r}. Known presets: {', '.join(cls.preset_names())}.")
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+__all__ = ["EfficientViTConfig", "PRESETS", "SEGMENTATION_PRESETS"]

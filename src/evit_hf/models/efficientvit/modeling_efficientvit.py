@@ -1,0 +1,520 @@
+"""EfficientViT building blocks, backbone and image classifier.
+
+Owns the blocks (conv-norm-act, DSConv, MBConv, FusedMBConv, ResBlock, multi-scale ReLU linear attention,
+EfficientViT block), the encoder that stacks them from an `EfficientViTConfig`, and the `PreTrainedModel`
+classes `EfficientViTModel`, `EfficientViTBackbone` and `EfficientViTForImageClassification`.
+Imports only torch/transformers and sibling files, so it travels in `trust_remote_code` folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import (
+    BackboneOutput,
+    BaseModelOutputWithPoolingAndNoAttention,
+    ImageClassifierOutputWithNoAttention,
+)
+
+try:
+    from transformers.backbone_utils import BackboneMixin
+except ImportError:  # transformers 4.57
+    from transformers.utils.backbone_utils import BackboneMixin
+
+from .configuration_efficientvit import EfficientViTConfig
+
+
+def get_activation(name: str | None) -> nn.Module:
+    """The activation module for a config name (`None` gives the identity)."""
+    activations = {
+        "relu": nn.ReLU,
+        "relu6": nn.ReLU6,
+        "hardswish": nn.Hardswish,
+        "silu": nn.SiLU,
+        "gelu": nn.GELU,
+        "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    }
+    if name is None:
+        return nn.Identity()
+    if name not in activations:
+        raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(activations)}.")
+    return activations[name]()
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the residual branch of whole samples during training."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.drop_prob}"
+
+
+class ConvNormAct(nn.Module):
+    """Conv2d ("same" padding) -> optional BatchNorm2d -> optional activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        use_norm: bool = True,
+        act: str | None = None,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, groups=groups, bias=bias
+        )
+        self.norm = nn.BatchNorm2d(out_channels, eps=norm_eps) if use_norm else nn.Identity()
+        self.act = get_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class ResidualBlock(nn.Module):
+    """Base of the convolutional blocks: `x + drop_path(f(x))` when `residual`, else `f(x)`."""
+
+    def __init__(self, residual: bool, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.residual = residual
+        self.drop_path = DropPath(drop_path) if residual and drop_path > 0 else nn.Identity()
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        return x + self.drop_path(out) if self.residual else out
+
+
+class DSConv(ResidualBlock):
+    """Depthwise-separable conv: depthwise kxk (BN, act) -> pointwise 1x1 (BN)."""
+
+    def __init__(self, in_channels, out_channels, stride=1, act="hardswish", norm_eps=1e-5,
+                 residual=False, drop_path=0.0) -> None:
+        super().__init__(residual, drop_path)
+        self.depthwise_conv = ConvNormAct(in_channels, in_channels, 3, stride, groups=in_channels, act=act,
+                                          norm_eps=norm_eps)
+        self.pointwise_conv = ConvNormAct(in_channels, out_channels, 1, norm_eps=norm_eps)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class MBConv(ResidualBlock):
+    """Inverted bottleneck: 1x1 expand (act) -> depthwise kxk (act) -> 1x1 project (BN).
+
+    With `fewer_norm` the first two convs have a bias and no BatchNorm (the original's "fewer_norm").
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1, expand_ratio=4.0, fewer_norm=False,
+                 act="hardswish", norm_eps=1e-5, residual=False, drop_path=0.0) -> None:
+        super().__init__(residual, drop_path)
+        mid = round(in_channels * expand_ratio)
+        self.expand_conv = ConvNormAct(in_channels, mid, 1, bias=fewer_norm, use_norm=not fewer_norm, act=act,
+                                       norm_eps=norm_eps)
+        self.depthwise_conv = ConvNormAct(mid, mid, 3, stride, groups=mid, bias=fewer_norm,
+                                          use_norm=not fewer_norm, act=act, norm_eps=norm_eps)
+        self.pointwise_conv = ConvNormAct(mid, out_channels, 1, norm_eps=norm_eps)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(self.expand_conv(x)))
+
+
+class FusedMBConv(ResidualBlock):
+    """Fused inverted bottleneck: kxk expand (act) -> 1x1 project (BN)."""
+
+    def __init__(self, in_channels, out_channels, stride=1, expand_ratio=4.0, fewer_norm=False,
+                 act="hardswish", norm_eps=1e-5, residual=False, drop_path=0.0) -> None:
+        super().__init__(residual, drop_path)
+        mid = round(in_channels * expand_ratio)
+        self.spatial_conv = ConvNormAct(in_channels, mid, 3, stride, bias=fewer_norm, use_norm=not fewer_norm,
+                                        act=act, norm_eps=norm_eps)
+        self.pointwise_conv = ConvNormAct(mid, out_channels, 1, norm_eps=norm_eps)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.spatial_conv(x))
+
+
+class ResBlock(ResidualBlock):
+    """Two kxk convs: conv1 (act) -> conv2 (BN)."""
+
+    def __init__(self, in_channels, out_channels, stride=1, expand_ratio=1.0, fewer_norm=False,
+                 act="hardswish", norm_eps=1e-5, residual=False, drop_path=0.0) -> None:
+        super().__init__(residual, drop_path)
+        mid = round(in_channels * expand_ratio)
+        self.conv1 = ConvNormAct(in_channels, mid, 3, stride, bias=fewer_norm, use_norm=not fewer_norm, act=act,
+                                 norm_eps=norm_eps)
+        self.conv2 = ConvNormAct(mid, out_channels, 3, norm_eps=norm_eps)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+def _autocast_disabled(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A context that turns autocast off on `x`'s device, or a no-op where autocast is not active."""
+    device_type = x.device.type
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def relu_linear_attention(qkv: torch.Tensor, head_dim: int, eps: float) -> torch.Tensor:
+    """ReLU linear attention over all pixels, in fp32 whatever the input dtype or autocast state.
+
+    `qkv` is (B, heads * 3 * head_dim, H, W) with each head's channels ordered [q | k | v] (the original
+    layout). Per head, with q, k after ReLU: `out_n = sum_m v_m (k_m . q_n) / (sum_m k_m . q_n + eps)`.
+    The denominator uses the key sum directly instead of the original's padding of V with a row of ones,
+    and one path serves every map size, so export tracing cannot freeze a size-dependent branch.
+    """
+    batch, _, height, width = qkv.shape
+    with _autocast_disabled(qkv):
+        tokens = qkv.float().reshape(batch, -1, 3 * head_dim, height * width)
+        q, k, v = tokens.split(head_dim, dim=2)  # each (B, heads, d, N)
+        q, k = F.relu(q), F.relu(k)
+        kv = v @ k.transpose(-1, -2)  # (B, heads, d, d)
+        numerator = kv @ q  # (B, heads, d, N)
+        denominator = k.sum(dim=-1, keepdim=True).transpose(-1, -2) @ q  # (B, heads, 1, N)
+        out = numerator / (denominator + eps)
+    return out.to(qkv.dtype).reshape(batch, -1, height, width)
+
+
+class MultiScaleAggregation(nn.Module):
+    """Aggregates neighbouring tokens of q, k and v: depthwise kxk conv, then a grouped 1x1 conv per head."""
+
+    def __init__(self, channels: int, kernel_size: int, heads: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels,
+                                   bias=False)
+        self.pointwise = nn.Conv2d(channels, channels, 1, groups=3 * heads, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class LiteMultiScaleAttention(nn.Module):
+    """Lightweight multi-scale ReLU linear attention (the original's LiteMLA).
+
+    1x1 conv to per-head [q|k|v], extra q/k/v sets from multi-scale aggregation (each set of heads attends
+    on its own), ReLU linear attention, 1x1 projection with BatchNorm.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, head_dim: int, heads_ratio: float = 1.0,
+                 scales: tuple[int, ...] | list[int] = (5,), eps: float = 1e-15, norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.eps = eps
+        heads = int(in_channels // head_dim * heads_ratio)
+        total = heads * head_dim
+        self.qkv = ConvNormAct(in_channels, 3 * total, 1, use_norm=False)
+        self.aggregations = nn.ModuleList(MultiScaleAggregation(3 * total, s, heads) for s in scales)
+        self.proj = ConvNormAct(total * (1 + len(scales)), out_channels, 1, norm_eps=norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qkv = self.qkv(x)
+        if len(self.aggregations):
+            qkv = torch.cat([qkv, *(aggregate(qkv) for aggregate in self.aggregations)], dim=1)
+        return self.proj(relu_linear_attention(qkv, self.head_dim, self.eps))
+
+
+class EfficientViTBlock(nn.Module):
+    """Global context (multi-scale linear attention) then local mixing (MBConv), both residual."""
+
+    def __init__(self, channels: int, config: EfficientViTConfig, expand_ratio: float, drop_path: float = 0.0):
+        super().__init__()
+        self.attention = LiteMultiScaleAttention(
+            channels, channels, config.attention_head_dim, config.attention_heads_ratio,
+            config.attention_scales, config.attention_eps, config.norm_eps,
+        )
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.local = MBConv(channels, channels, 1, expand_ratio, fewer_norm=True, act=config.hidden_act,
+                            norm_eps=config.norm_eps, residual=True, drop_path=drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attention(x))
+        return self.local(x)
+
+
+_CONV_BLOCKS = {"mb": MBConv, "fmb": FusedMBConv, "res": ResBlock}
+
+
+class EfficientViTStage(nn.Module):
+    """One resolution: a stride-2 `downsample` block (the stem conv for stage 0) then residual `blocks`."""
+
+    def __init__(self, config: EfficientViTConfig, index: int, drop_paths: list[float]) -> None:
+        super().__init__()
+        width, block, act, eps = (config.widths[index], config.block_types[index], config.hidden_act,
+                                  config.norm_eps)
+        fewer_norm, expand = config.fewer_norm[index], config.expand_ratios[index]
+        if index == 0:
+            self.downsample = ConvNormAct(config.num_channels, width, 3, 2, act=act, norm_eps=eps)
+        else:
+            block_cls = MBConv if block == "att" else _CONV_BLOCKS[block]
+            self.downsample = block_cls(config.widths[index - 1], width, 2, config.downsample_expand_ratios[index],
+                                        fewer_norm=fewer_norm, act=act, norm_eps=eps)
+        blocks = []
+        for drop_path in drop_paths:
+            if block == "att":
+                blocks.append(EfficientViTBlock(width, config, expand, drop_path))
+            elif block == "ds":
+                blocks.append(DSConv(width, width, act=act, norm_eps=eps, residual=True, drop_path=drop_path))
+            else:
+                blocks.append(_CONV_BLOCKS[block](width, width, 1, expand, fewer_norm=fewer_norm, act=act,
+                                                  norm_eps=eps, residual=True, drop_path=drop_path))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class EfficientViTEncoder(nn.Module):
+    """The stages of the network; returns every stage's output (strides 2, 4, ..., 2**num_stages)."""
+
+    def __init__(self, config: EfficientViTConfig) -> None:
+        super().__init__()
+        # Stochastic depth grows linearly over the blocks after the stem (the original leaves the stem out).
+        total = sum(config.depths[1:])
+        rates = [config.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        stages, start = [EfficientViTStage(config, 0, [0.0] * config.depths[0])], 0
+        for index in range(1, config.num_stages):
+            depth = config.depths[index]
+            stages.append(EfficientViTStage(config, index, rates[start : start + depth]))
+            start += depth
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+def check_pixel_values(pixel_values: torch.Tensor, config: EfficientViTConfig, multiple: int | None = None) -> None:
+    """Raise a clear `ValueError` for input the network cannot take (skipped while tracing for export)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
+    if pixel_values.ndim != 4:
+        raise ValueError(f"`pixel_values` must be (batch, channels, height, width), got shape "
+                         f"{tuple(pixel_values.shape)}.")
+    if not pixel_values.is_floating_point():
+        raise ValueError(f"`pixel_values` must be a floating point tensor (normalised pixels), got "
+                         f"{pixel_values.dtype}; use the image processor to prepare images.")
+    channels, height, width = pixel_values.shape[1:]
+    if channels != config.num_channels:
+        raise ValueError(f"Expected {config.num_channels} input channels, got {channels} (pixel_values of shape "
+                         f"{tuple(pixel_values.shape)}). Convert images to RGB, e.g. with the image processor.")
+    if pixel_values.shape[0] == 0:
+        raise ValueError("`pixel_values` is an empty batch.")
+    if height < config.total_stride or width < config.total_stride:
+        raise ValueError(f"Input of {height}x{width} pixels is smaller than the network's total stride "
+                         f"{config.total_stride}; resize it to at least {config.total_stride}x{config.total_stride}.")
+    if multiple and (height % multiple or width % multiple):
+        raise ValueError(f"Input height and width must be multiples of {multiple}, got {height}x{width}; "
+                         f"pad or resize the image (the image processor does).")
+
+
+class EfficientViTPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading glue shared by every EfficientViT model."""
+
+    config_class = EfficientViTConfig
+    base_model_prefix = "efficientvit"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _no_split_modules = ["EfficientViTStage"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # The original trains from trunc_normal(0.02) conv/linear weights, zero biases and unit norms.
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(module.weight, std=self.config.initializer_range)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+
+
+class EfficientViTModel(EfficientViTPreTrainedModel):
+    """The bare EfficientViT network: stage feature maps and a globally pooled last stage."""
+
+    def __init__(self, config: EfficientViTConfig) -> None:
+        super().__init__(config)
+        self.encoder = EfficientViTEncoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndNoAttention | tuple:
+        """
+        Args:
+            pixel_values: (batch, channels, height, width) normalised images.
+            output_hidden_states: also return every stage's feature map (stage0 ... stageN).
+
+        Returns:
+            `last_hidden_state` (the last stage), `pooler_output` (its spatial mean, (batch, channels)) and
+            optionally `hidden_states`.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_pixel_values(pixel_values, self.config)
+        features = self.encoder(pixel_values)
+        last = features[-1]
+        pooled = last.mean(dim=(2, 3))
+        hidden_states = tuple(features) if output_hidden_states else None
+        if not return_dict:
+            return tuple(v for v in (last, pooled, hidden_states) if v is not None)
+        return BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=last, pooler_output=pooled, hidden_states=hidden_states
+        )
+
+
+class EfficientViTBackbone(BackboneMixin, EfficientViTPreTrainedModel):
+    """EfficientViT as a transformers backbone: the feature maps named by `config.out_features`."""
+
+    has_attentions = False
+
+    def __init__(self, config: EfficientViTConfig) -> None:
+        super().__init__(config)
+        if hasattr(self, "_init_backbone"):  # transformers 4.57; v5 does it in BackboneMixin.__init__
+            self._init_backbone(config)
+        self.encoder = EfficientViTEncoder(config)
+        self.num_features = list(config.widths)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BackboneOutput | tuple:
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_pixel_values(pixel_values, self.config)
+        features = self.encoder(pixel_values)
+        maps = tuple(f for name, f in zip(self.stage_names, features) if name in self.out_features)
+        hidden_states = tuple(features) if output_hidden_states else None
+        if not return_dict:
+            return (maps,) + ((hidden_states,) if hidden_states is not None else ())
+        return BackboneOutput(feature_maps=maps, hidden_states=hidden_states, attentions=None)
+
+
+class EfficientViTClassificationHead(nn.Module):
+    """1x1 conv (BN, act) -> global average pool -> linear + LayerNorm + act -> dropout -> classifier."""
+
+    def __init__(self, config: EfficientViTConfig) -> None:
+        super().__init__()
+        hidden, features = config.head_widths
+        self.conv = ConvNormAct(config.widths[-1], hidden, 1, act=config.hidden_act, norm_eps=config.norm_eps)
+        self.fc = nn.Linear(hidden, features, bias=False)
+        self.norm = nn.LayerNorm(features, eps=config.norm_eps)
+        self.act = get_activation(config.hidden_act)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(features, config.num_labels) if config.num_labels > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x).mean(dim=(2, 3))
+        x = self.act(self.norm(self.fc(x)))
+        return self.classifier(self.dropout(x))
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: EfficientViTConfig) -> torch.Tensor:
+    """The transformers convention: regression, single-label or multi-label from `config.problem_type`."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif config.num_labels > 1 and labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        if labels.numel() and (labels.min() < 0 or labels.max() >= config.num_labels):
+            raise ValueError(f"Labels must lie in [0, {config.num_labels}), got values in "
+                             f"[{int(labels.min())}, {int(labels.max())}].")
+        return F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class EfficientViTForImageClassification(EfficientViTPreTrainedModel):
+    """EfficientViT with the original classification head (`logits` over `config.id2label`)."""
+
+    def __init__(self, config: EfficientViTConfig) -> None:
+        super().__init__(config)
+        self.efficientvit = EfficientViTModel(config)
+        self.head = EfficientViTClassificationHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutputWithNoAttention | tuple:
+        """
+        Args:
+            pixel_values: (batch, channels, height, width) normalised images.
+            labels: class indices (batch,) for cross-entropy, floats for regression / multi-label.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.efficientvit(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.head(outputs.last_hidden_state)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        if not return_dict:
+            out = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + out) if loss is not None else out
+        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = [
+    "ConvNormAct",
+    "DSConv",
+    "MBConv",
+    "FusedMBConv",
+    "ResBlock",
+    "LiteMultiScaleAttention",
+    "EfficientViTBlock",
+    "EfficientViTPreTrainedModel",
+    "EfficientViTModel",
+    "EfficientViTBackbone",
+    "EfficientViTForImageClassification",
+    "relu_linear_attention",
+]

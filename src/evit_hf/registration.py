@@ -5,6 +5,7 @@ from __future__ import annotations
 from transformers import (
     AutoBackbone,
     AutoConfig,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
 )
@@ -16,17 +17,43 @@ from .models.efficientvit import (
     EfficientViTModel,
 )
 
-# Auto class -> model class, also written as `auto_map` into saved folders for `trust_remote_code`.
-AUTO_MODEL_CLASSES = {
-    "AutoModel": EfficientViTModel,
-    "AutoBackbone": EfficientViTBackbone,
-    "AutoModelForImageClassification": EfficientViTForImageClassification,
+try:  # the PIL-backend processors need transformers >= 5
+    from .models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
+except ImportError:  # transformers 4.57: models still work, processors are unavailable
+    EfficientViTImageProcessor = None
+
+# Per config class: Auto class name -> model class. Also written as `auto_map` into saved folders.
+AUTO_MODEL_CLASSES: dict[type, dict[str, type]] = {
+    EfficientViTConfig: {
+        "AutoModel": EfficientViTModel,
+        "AutoBackbone": EfficientViTBackbone,
+        "AutoModelForImageClassification": EfficientViTForImageClassification,
+    },
 }
+
+_AUTO_CLASSES = {
+    "AutoModel": AutoModel,
+    "AutoBackbone": AutoBackbone,
+    "AutoModelForImageClassification": AutoModelForImageClassification,
+}
+
+
+def auto_map_for(config_class: type) -> dict[str, str]:
+    """The `auto_map` of a saved folder: `module.Class` references to the copied model files."""
+    def ref(cls: type) -> str:
+        return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+    return {"AutoConfig": ref(config_class), **{auto: ref(cls) for auto, cls in
+                                               AUTO_MODEL_CLASSES.get(config_class, {}).items()}}
 
 
 def register() -> None:
     """Register configs, models and processors with the Auto classes (idempotent)."""
-    AutoConfig.register(EfficientViTConfig.model_type, EfficientViTConfig, exist_ok=True)
-    AutoModel.register(EfficientViTConfig, EfficientViTModel, exist_ok=True)
-    AutoBackbone.register(EfficientViTConfig, EfficientViTBackbone, exist_ok=True)
-    AutoModelForImageClassification.register(EfficientViTConfig, EfficientViTForImageClassification, exist_ok=True)
+    for config_class, models in AUTO_MODEL_CLASSES.items():
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        for auto_name, model_class in models.items():
+            _AUTO_CLASSES[auto_name].register(config_class, model_class, exist_ok=True)
+    if EfficientViTImageProcessor is not None:
+        AutoImageProcessor.register(
+            EfficientViTConfig, image_processor_classes={"pil": EfficientViTImageProcessor}, exist_ok=True
+        )

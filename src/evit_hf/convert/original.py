@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import imagenet_id2label
-from ..models.efficientvit import EfficientViTConfig, EfficientViTForImageClassification
+from ..models.efficientvit import EfficientViTConfig, EfficientViTForImageClassification, EfficientViTModel
 from .checkpoint import load_converted, unwrap_state_dict
 from .rules import (
     ORIGINAL_CLS_HEAD,
@@ -35,6 +35,7 @@ class Variant:
     build_model: Callable[[], nn.Module]
     rename: Renamer
     description: str = ""
+    build_processor: Callable[[], object] | None = None
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -70,6 +71,12 @@ def classifier_config(preset: str) -> EfficientViTConfig:
     return EfficientViTConfig.from_preset(preset, id2label=imagenet_id2label())
 
 
+def _classification_processor(preset: str):
+    from ..models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
+
+    return EfficientViTImageProcessor.for_variant(preset)
+
+
 for _preset in ("b0", "b1", "b2", "b3", "l1", "l2", "l3"):
     register_variant(
         Variant(
@@ -77,6 +84,7 @@ for _preset in ("b0", "b1", "b2", "b3", "l1", "l2", "l3"):
             build_model=lambda p=_preset: EfficientViTForImageClassification(classifier_config(p)),
             rename=_original_classifier_key,
             description=f"EfficientViT-{_preset.upper()} ImageNet-1k classifier",
+            build_processor=lambda p=_preset: _classification_processor(p),
         )
     )
 
@@ -118,3 +126,19 @@ def from_timm(state_dict: Mapping, variant: str) -> nn.Module:
     if not variant.startswith("cls-"):
         raise ValueError(f"timm only ports the classifiers (cls-*), not {variant!r}.")
     return _build_and_load(spec, state_dict, _timm_classifier_key, "timm")
+
+
+def from_original_backbone(state_dict: Mapping, preset: str, **config_overrides) -> EfficientViTModel:
+    """Convert a bare original backbone (`input_stem.*`/`stages.*` keys, as `efficientvit_backbone_b1()`
+    or the `backbone.` part of any checkpoint) into an eval-mode `EfficientViTModel` of `preset`."""
+    state_dict = unwrap_state_dict(state_dict)
+    state_dict = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+    has_stem = any(k.startswith("input_stem.") for k in state_dict)
+
+    def rename(key: str, _: Mapping) -> str | None:
+        renamed = original_backbone_key(key, has_stem)
+        return None if renamed is None else "encoder." + renamed
+
+    model = EfficientViTModel(EfficientViTConfig.from_preset(preset, **config_overrides))
+    converted = convert_state_dict(state_dict, rename, f"original {preset} backbone")
+    return load_converted(model, converted, f"preset {preset!r}").eval()

@@ -1,0 +1,1 @@
+"""Benchmarks: timing, MAC counting and report tables (`evit-hf bench ...`, `evit-hf demo`)."""

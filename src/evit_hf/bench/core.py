@@ -1,0 +1,83 @@
+"""Timing and MAC counting shared by every benchmark, plus a record of the setting it ran under."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def time_callable(
+    fn: Callable[[], object],
+    warmup: int = 2,
+    budget_s: float = 5.0,
+    min_runs: int = 3,
+    max_runs: int = 50,
+) -> dict[str, float]:
+    """Median and min wall time of `fn()` in ms: `warmup` calls, then runs until the budget is spent."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
+
+
+def count_macs(model: nn.Module, *inputs_shape: tuple[int, ...], **kwargs) -> float:
+    """Forward multiply-accumulates (FLOPs / 2) of convs, matmuls and linears, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta_model = model.to_empty(device="meta") if _is_meta(model) else _meta_copy(model)
+    inputs = [torch.empty(shape, device="meta") for shape in inputs_shape]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        meta_model(*inputs, **kwargs)
+    return counter.get_total_flops() / 2
+
+
+def _is_meta(model: nn.Module) -> bool:
+    return next(model.parameters()).device.type == "meta"
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    clone = copy.deepcopy(model)
+    return clone.to(device="meta")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def environment() -> dict[str, str]:
+    """The setting a measurement ran under, printed with every table."""
+    return {
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+        "cpu": platform.processor() or platform.machine(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "unset"),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "allocator": "glibc malloc" + (" + LD_PRELOAD=" + os.environ["LD_PRELOAD"] if "LD_PRELOAD" in os.environ
+                                       else ""),
+    }
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """Rows as a markdown table; `columns` is [(key, header)], floats get 2-3 significant decimals."""
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(k)) for k, _ in columns) + " |" for row in rows]
+    return "\n".join(lines)

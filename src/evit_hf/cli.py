@@ -1,0 +1,36 @@
+"""The `evit-hf` command line: one subcommand per job (demo, convert, bench, segment, sam)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("demo", "convert", "bench", "segment", "sam")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evit-hf", description="EfficientViT as Hugging Face models.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"evit_hf.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"evit_hf.commands.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as err:  # bad input: a clear message, not a stack trace
+        print(f"evit-hf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""`evit-hf` subcommands: each module exposes `register(subparsers)`."""

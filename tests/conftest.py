@@ -41,3 +41,28 @@ def original_fixture():
     if not FIXTURE_DIR.is_dir():
         pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR} (expected ../shared/fixtures/original).")
     return OriginalFixture
+
+
+def randomize_weights(model, seed: int = 0):
+    """Weights with unit-scale activations (fan-in scaled) and random BatchNorm statistics.
+
+    The training init (trunc_normal 0.02) makes eval-mode activations vanish in deep random networks,
+    which would make output comparisons meaningless.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) * 0.5 + 0.75)
+            elif name.endswith("running_mean") or name.endswith("bias"):
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.05)
+            elif tensor.ndim <= 1:
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) * 0.4 + 0.8)
+            else:
+                fan_in = tensor[0].numel()
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * (1.0 / fan_in) ** 0.5)
+    return model

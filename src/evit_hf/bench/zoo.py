@@ -25,7 +25,7 @@ def zoo_rows(presets: list[str] | None = None, resolution: int = 224, budget_s: 
         model = (EfficientViTForImageClassification if classifier else EfficientViTModel)(config).eval()
         x = torch.randn(1, 3, resolution, resolution)
         with torch.inference_mode():
-            timing = time_callable(lambda: model(x), warmup=1, budget_s=budget_s, min_runs=3, max_runs=20)
+            timing = time_callable(lambda m=model, x=x: m(x), warmup=1, budget_s=budget_s, min_runs=3, max_runs=20)
         rows.append({
             "preset": name,
             "model": "classifier" if classifier else "backbone",
@@ -34,7 +34,6 @@ def zoo_rows(presets: list[str] | None = None, resolution: int = 224, budget_s: 
             "resolution": resolution,
             **timing,
         })
-        del model
     return rows
 
 

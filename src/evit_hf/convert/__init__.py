@@ -1,7 +1,9 @@
 """Conversion of original (mit-han-lab) and timm checkpoints to evit-hf models. Never shipped to the Hub."""
 
-from . import segmentation  # noqa: F401  (registers the seg-* variants)
-from . import sam  # noqa: F401  (registers the sam-* variants)
+from . import (
+    sam,  # noqa: F401  (registers the sam-* variants)
+    segmentation,  # noqa: F401  (registers the seg-* variants)
+)
 from .checkpoint import load_checkpoint, unwrap_state_dict
 from .original import (
     VARIANTS,

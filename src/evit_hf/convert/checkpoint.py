@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 
 import torch
@@ -24,7 +23,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise ValueError(f"Checkpoint {path!r} is not a valid safetensors file: {err}") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+    except Exception as err:  # the unpickler raises many types (UnpicklingError, EOFError, IndexError, ...)
         raise ValueError(
             f"Could not read checkpoint {path!r} as a weights-only torch file (corrupt, truncated, or it "
             f"contains objects other than tensors): {err}"
@@ -52,9 +51,26 @@ def _summarise(keys: list[str], limit: int = 20) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def _fill_tied(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """Tied parameters (one tensor under several names, e.g. SAM's shared positional embedding) may be
+    given once in a checkpoint: copy the given one to the model's other names for it."""
+    names_by_storage: dict[int, list[str]] = {}
+    for name, tensor in expected.items():
+        if tensor.numel():
+            names_by_storage.setdefault(tensor.data_ptr(), []).append(name)
+    filled = dict(state_dict)
+    for names in names_by_storage.values():
+        given = [name for name in names if name in filled]
+        if len(names) > 1 and given:
+            for name in names:
+                filled.setdefault(name, filled[given[0]])
+    return filled
+
+
 def load_converted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Load a converted state dict strictly; raise a `ValueError` listing missing/unexpected/mis-shaped keys."""
     expected = model.state_dict()
+    state_dict = _fill_tied(expected, state_dict)
     missing = sorted(k for k in expected if k not in state_dict)
     unexpected = sorted(k for k in state_dict if k not in expected)
     mismatched = sorted(

@@ -1,0 +1,55 @@
+# Two commands on a fresh machine: `make demo` and `make test` (no venv or caches needed).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COMPAT := .venv-tf457
+# The CPU wheel on local disk; an unpinned torch would pull a multi-GB CUDA build, so it is installed first.
+TORCH := torch==2.13.0
+# Reference implementations for the fidelity tests. They import torchvision at import time, which cannot be
+# installed beside the CPU wheel, so they go in without dependencies (tests stub torchvision).
+REFERENCES := efficientsam==1.0.0 timm==1.0.31 segment-anything==1.0
+PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off -q
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-main test-compat lint install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) $(TORCH)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(PIP) -e ".[test]"
+	$(PIP) --no-deps $(REFERENCES)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/evit-hf demo
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests training
+
+test-main: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The configuration and modeling code must also run on transformers 4.57 (the Optimum ONNX exporter pins it).
+$(COMPAT)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q $(TORCH)
+	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q "transformers==4.57.6" \
+		pytest scikit-image -e .
+	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q --no-deps $(REFERENCES)
+	touch $@
+
+test-compat: $(COMPAT)/.installed
+	$(COMPAT)/bin/python -m pytest -q -m "not slow" tests/test_model.py tests/test_convert.py -k "not timm and not efficientsam"
+
+test: lint test-main test-compat
+
+clean:
+	rm -rf $(VENV) $(COMPAT) .pytest_cache

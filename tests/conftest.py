@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,22 @@ def randomize_weights(model, seed: int = 0):
                 fan_in = tensor[0].numel()
                 tensor.copy_(torch.randn(tensor.shape, generator=gen) * (1.0 / fan_in) ** 0.5)
     return model
+
+
+# Makes `import evit_hf` fail in a subprocess, as on a machine where the package is not installed.
+BLOCK_EVIT_HF = textwrap.dedent("""
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "evit_hf" or name.startswith("evit_hf."):
+                raise ImportError("evit_hf is blocked for this test")
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+def run_python(code: str, env: dict | None = None) -> str:
+    """Run `code` in a fresh interpreter where `import evit_hf` fails (unless the code pops the blocker)."""
+    result = subprocess.run([sys.executable, "-c", BLOCK_EVIT_HF + textwrap.dedent(code)], capture_output=True,
+                            text=True, env={**os.environ, **(env or {})}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

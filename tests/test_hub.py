@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize_weights
+from conftest import randomize_weights, run_python
 from evit_hf import EfficientViTConfig, EfficientViTForImageClassification
 from evit_hf.commands.convert import convert_to_folder
 from evit_hf.hub_utils import save_pretrained_with_code
 from evit_hf.models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
-
-# Makes `import evit_hf` fail in a subprocess, as on a machine where the package is not installed.
-BLOCK_EVIT_HF = textwrap.dedent("""
-    import sys
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "evit_hf" or name.startswith("evit_hf."):
-                raise ImportError("evit_hf is blocked for this test")
-    sys.meta_path.insert(0, _Block())
-""")
-
-
-def run_python(code: str, env: dict | None = None) -> str:
-    result = subprocess.run([sys.executable, "-c", BLOCK_EVIT_HF + textwrap.dedent(code)], capture_output=True,
-                            text=True, env={**os.environ, **(env or {})}, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def photo() -> Image.Image:
@@ -72,6 +52,16 @@ def test_folder_contents_and_round_trip(tiny_folder):
         assert torch.allclose(reloaded(x).logits, logits, atol=1e-6)
     assert type(AutoModel.from_pretrained(folder)).__name__ == "EfficientViTModel"
     assert isinstance(AutoImageProcessor.from_pretrained(folder), EfficientViTImageProcessor)
+
+
+def test_plain_save_pretrained_carries_code(tiny_folder, tmp_path):
+    _, model = tiny_folder
+    model.save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert {"model.safetensors", "modeling_efficientvit.py", "configuration_efficientvit.py"} <= files
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoConfig"] == "configuration_efficientvit.EfficientViTConfig"
+    assert auto_map["AutoBackbone"] == "modeling_efficientvit.EfficientViTBackbone"
 
 
 def test_trust_remote_code_without_evit_hf(tiny_folder, tmp_path):

@@ -7,12 +7,17 @@ EfficientViT checkpoints without `trust_remote_code`.
 
 from .models.efficientvit import (
     PRESETS,
+    SAM_PRESETS,
     SEGMENTATION_PRESETS,
     EfficientViTBackbone,
     EfficientViTConfig,
     EfficientViTForImageClassification,
+    EfficientViTForSemanticSegmentation,
     EfficientViTModel,
     EfficientViTPreTrainedModel,
+    EfficientViTSamConfig,
+    EfficientViTSamModel,
+    EfficientViTSegImageProcessor,
 )
 from .registration import register
 
@@ -28,6 +33,11 @@ __all__ = [
     "EfficientViTForImageClassification",
     "EfficientViTModel",
     "EfficientViTPreTrainedModel",
+    "SAM_PRESETS",
+    "EfficientViTSamConfig",
+    "EfficientViTSamModel",
+    "EfficientViTForSemanticSegmentation",
+    "EfficientViTSegImageProcessor",
     "register",
     "__version__",
 ]

@@ -8,26 +8,50 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForMaskGeneration,
+    AutoModelForSemanticSegmentation,
 )
 
 from .models.efficientvit import (
     EfficientViTBackbone,
     EfficientViTConfig,
     EfficientViTForImageClassification,
+    EfficientViTForSemanticSegmentation,
     EfficientViTModel,
+    EfficientViTSamConfig,
+    EfficientViTSamModel,
 )
 
 try:  # the PIL-backend processors need transformers >= 5
     from .models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
 except ImportError:  # transformers 4.57: models still work, processors are unavailable
     EfficientViTImageProcessor = None
+try:
+    from .models.efficientvit.image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+except ImportError:  # transformers 4.57
+    EfficientViTSegImageProcessor = None
 
-# Per config class: Auto class name -> model class. Also written as `auto_map` into saved folders.
+# One config class maps to one processor class (the classification one). The segmentation processor is
+# registered under its own key, so `AutoImageProcessor.from_pretrained(folder)` finds it by the
+# `image_processor_type` of the folder's preprocessor_config.json.
+SEGMENTATION_PROCESSOR_KEY = "efficientvit_seg"
+
+try:  # the PIL-backend processors need transformers >= 5
+    from .models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
+except ImportError:  # transformers 4.57
+    EfficientViTSamImageProcessor = None
+
+# Per config class: Auto class name -> model class (saved folders list the same in `hub_auto_map`).
 AUTO_MODEL_CLASSES: dict[type, dict[str, type]] = {
     EfficientViTConfig: {
         "AutoModel": EfficientViTModel,
         "AutoBackbone": EfficientViTBackbone,
         "AutoModelForImageClassification": EfficientViTForImageClassification,
+        "AutoModelForSemanticSegmentation": EfficientViTForSemanticSegmentation,
+    },
+    EfficientViTSamConfig: {
+        "AutoModel": EfficientViTSamModel,
+        "AutoModelForMaskGeneration": EfficientViTSamModel,
     },
 }
 
@@ -35,16 +59,9 @@ _AUTO_CLASSES = {
     "AutoModel": AutoModel,
     "AutoBackbone": AutoBackbone,
     "AutoModelForImageClassification": AutoModelForImageClassification,
+    "AutoModelForMaskGeneration": AutoModelForMaskGeneration,
+    "AutoModelForSemanticSegmentation": AutoModelForSemanticSegmentation,
 }
-
-
-def auto_map_for(config_class: type) -> dict[str, str]:
-    """The `auto_map` of a saved folder: `module.Class` references to the copied model files."""
-    def ref(cls: type) -> str:
-        return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
-
-    return {"AutoConfig": ref(config_class), **{auto: ref(cls) for auto, cls in
-                                               AUTO_MODEL_CLASSES.get(config_class, {}).items()}}
 
 
 def register() -> None:
@@ -53,7 +70,17 @@ def register() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_name, model_class in models.items():
             _AUTO_CLASSES[auto_name].register(config_class, model_class, exist_ok=True)
+    if EfficientViTSamImageProcessor is not None:
+        AutoImageProcessor.register(
+            EfficientViTSamConfig, image_processor_classes={"pil": EfficientViTSamImageProcessor}, exist_ok=True
+        )
     if EfficientViTImageProcessor is not None:
         AutoImageProcessor.register(
             EfficientViTConfig, image_processor_classes={"pil": EfficientViTImageProcessor}, exist_ok=True
+        )
+    if EfficientViTSegImageProcessor is not None:
+        AutoImageProcessor.register(
+            SEGMENTATION_PROCESSOR_KEY,
+            image_processor_classes={"pil": EfficientViTSegImageProcessor},
+            exist_ok=True,
         )

@@ -1,12 +1,20 @@
 """The EfficientViT model family (flat: the files here travel together in `trust_remote_code` folders)."""
 
 from .configuration_efficientvit import PRESETS, SEGMENTATION_PRESETS, EfficientViTConfig
+from .configuration_efficientvit_sam import SAM_PRESETS, EfficientViTSamConfig
 from .modeling_efficientvit import (
     EfficientViTBackbone,
     EfficientViTForImageClassification,
     EfficientViTModel,
     EfficientViTPreTrainedModel,
 )
+from .modeling_efficientvit_sam import EfficientViTSamModel, EfficientViTSamPreTrainedModel
+from .modeling_efficientvit_seg import EfficientViTForSemanticSegmentation, EfficientViTSegmentationHead
+
+try:  # PIL-backend processors need transformers >= 5
+    from .image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+except ImportError:  # transformers 4.57: the models work, the processors are unavailable
+    EfficientViTSegImageProcessor = None
 
 __all__ = [
     "PRESETS",
@@ -16,4 +24,11 @@ __all__ = [
     "EfficientViTForImageClassification",
     "EfficientViTModel",
     "EfficientViTPreTrainedModel",
+    "SAM_PRESETS",
+    "EfficientViTSamConfig",
+    "EfficientViTSamModel",
+    "EfficientViTSamPreTrainedModel",
+    "EfficientViTForSemanticSegmentation",
+    "EfficientViTSegmentationHead",
+    "EfficientViTSegImageProcessor",
 ]

@@ -78,11 +78,36 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Segmentation presets: a backbone preset plus the original head. Heads read stages 4, 3, 2 (strides 32,
-# 16, 8) and predict at stride 8.
+# 16, 8) and predict at stride 8. Label names: the 19 Cityscapes trainIds and the 150 ADE20K classes
+# (SceneParse150 order, "other" = 0 removed), as the original evaluation scripts number them.
+CITYSCAPES_LABELS: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
+ADE20K_LABELS: tuple[str, ...] = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",
+    "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair", "car", "water",
+    "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field", "armchair", "seat", "fence",
+    "desk", "rock", "wardrobe", "lamp", "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
+    "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand",
+    "path", "stairs", "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge",
+    "bookcase", "blind", "coffee table", "toilet", "flower", "book", "hill", "bench", "countertop", "stove",
+    "palm", "kitchen island", "computer", "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus",
+    "towel", "light", "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver",
+    "airplane", "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman", "bottle",
+    "buffet", "poster", "stage", "van", "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything",
+    "swimming pool", "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven",
+    "ball", "food", "step", "tank", "trade name", "microwave", "pot", "animal", "bicycle", "lake",
+    "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray",
+    "ashcan", "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator",
+    "glass", "clock", "flag",
+)
+_CITYSCAPES_NAMES = {"id2label": dict(enumerate(CITYSCAPES_LABELS))}
+_ADE20K_NAMES = {"id2label": dict(enumerate(ADE20K_LABELS))}
 _CITYSCAPES_B = {"segmentation_head_block": "mb", "segmentation_head_expand_ratio": 4,
-                 "segmentation_final_expand": 4, "num_labels": 19}
+                 "segmentation_final_expand": 4, **_CITYSCAPES_NAMES}
 _ADE20K_B = {"segmentation_head_block": "mb", "segmentation_head_expand_ratio": 4,
-             "segmentation_final_expand": None, "num_labels": 150}
+             "segmentation_final_expand": None, **_ADE20K_NAMES}
 SEGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
     "seg-b0-cityscapes": {"backbone": "b0", "segmentation_head_width": 32, "segmentation_head_depth": 1,
                           **_CITYSCAPES_B},
@@ -94,20 +119,22 @@ SEGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
                           **_CITYSCAPES_B},
     "seg-l1-cityscapes": {"backbone": "l1", "segmentation_head_width": 256, "segmentation_head_depth": 3,
                           "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 1,
-                          "segmentation_final_expand": None, "num_labels": 19},
+                          "segmentation_final_expand": None, **_CITYSCAPES_NAMES},
     "seg-l2-cityscapes": {"backbone": "l2", "segmentation_head_width": 256, "segmentation_head_depth": 5,
                           "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 1,
-                          "segmentation_final_expand": None, "num_labels": 19},
-    "seg-b1-ade20k": {"backbone": "b1", "segmentation_head_width": 64, "segmentation_head_depth": 3, **_ADE20K_B},
-    "seg-b2-ade20k": {"backbone": "b2", "segmentation_head_width": 96, "segmentation_head_depth": 3, **_ADE20K_B},
+                          "segmentation_final_expand": None, **_CITYSCAPES_NAMES},
+    "seg-b1-ade20k": {"backbone": "b1", "segmentation_head_width": 64, "segmentation_head_depth": 3,
+                      **_ADE20K_B},
+    "seg-b2-ade20k": {"backbone": "b2", "segmentation_head_width": 96, "segmentation_head_depth": 3,
+                      **_ADE20K_B},
     "seg-b3-ade20k": {"backbone": "b3", "segmentation_head_width": 128, "segmentation_head_depth": 3,
                       **_ADE20K_B},
     "seg-l1-ade20k": {"backbone": "l1", "segmentation_head_width": 128, "segmentation_head_depth": 3,
                       "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 4,
-                      "segmentation_final_expand": 8, "num_labels": 150},
+                      "segmentation_final_expand": 8, **_ADE20K_NAMES},
     "seg-l2-ade20k": {"backbone": "l2", "segmentation_head_width": 128, "segmentation_head_depth": 3,
                       "segmentation_head_block": "fmb", "segmentation_head_expand_ratio": 4,
-                      "segmentation_final_expand": 8, "num_labels": 150},
+                      "segmentation_final_expand": 8, **_ADE20K_NAMES},
 }
 
 

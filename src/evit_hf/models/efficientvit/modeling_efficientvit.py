@@ -9,6 +9,10 @@ Imports only torch/transformers and sibling files, so it travels in `trust_remot
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -337,9 +341,49 @@ def check_pixel_values(pixel_values: torch.Tensor, config: EfficientViTConfig, m
                          f"pad or resize the image (the image processor does).")
 
 
-class EfficientViTPreTrainedModel(PreTrainedModel):
+def init_module_weights(module: nn.Module, std: float) -> None:
+    """The original's training init: trunc_normal(std) conv/linear weights, zero biases, unit norms."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+    elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+
+
+class RemoteCodeMixin:
+    """`save_pretrained` also writes this flat model package and an `auto_map`, so that the folder loads with
+    `trust_remote_code=True` on machines without evit-hf (transformers only copies the saved class's file)."""
+
+    # Auto class -> "module.Class" of the files beside this one; set by each model family.
+    hub_auto_map: ClassVar[dict[str, str]] = {}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        source = Path(__file__).parent
+        modules = {path.stem for path in source.glob("*.py") if path.name != "__init__.py"}
+        self.config.auto_map = {auto: ref for auto, ref in self.hub_auto_map.items() if ref.split(".")[0] in modules}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            for module in sorted(modules):
+                shutil.copyfile(source / f"{module}.py", Path(save_directory) / f"{module}.py")
+
+
+class EfficientViTPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
     """Weight initialisation and loading glue shared by every EfficientViT model."""
 
+    hub_auto_map = {
+        "AutoConfig": "configuration_efficientvit.EfficientViTConfig",
+        "AutoModel": "modeling_efficientvit.EfficientViTModel",
+        "AutoBackbone": "modeling_efficientvit.EfficientViTBackbone",
+        "AutoModelForImageClassification": "modeling_efficientvit.EfficientViTForImageClassification",
+        "AutoModelForSemanticSegmentation": "modeling_efficientvit_seg.EfficientViTForSemanticSegmentation",
+    }
     config_class = EfficientViTConfig
     base_model_prefix = "efficientvit"
     main_input_name = "pixel_values"
@@ -347,17 +391,7 @@ class EfficientViTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["EfficientViTStage"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        # The original trains from trunc_normal(0.02) conv/linear weights, zero biases and unit norms.
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.trunc_normal_(module.weight, std=self.config.initializer_range)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
-            if module.weight is not None:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            if isinstance(module, nn.BatchNorm2d):
-                module.reset_running_stats()
+        init_module_weights(module, self.config.initializer_range)
 
 
 class EfficientViTModel(EfficientViTPreTrainedModel):

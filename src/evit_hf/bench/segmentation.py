@@ -1,0 +1,185 @@
+"""Semantic segmentation latency: every EfficientViT-Seg preset against transformers' SegFormer B0/B1/B2.
+
+All models run in the same process and setting (random weights, fp32, eval, `torch.inference_mode()`,
+batch 1), so the ratios are comparable. Reported per model and input size: parameters, median / min latency,
+the speed-up over SegFormer-B0/B1/B2 at the same size (`segformer_ms / ours_ms`), and the growth factor
+from 512x1024 to 1024x2048 (`ms(1024x2048) / ms(512x1024)`; 4.0 means linear in pixels).
+
+Setting: on glibc, `tune_allocator()` keeps large activations on the heap instead of mmap/munmap'ing them on
+every forward pass (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=1 GiB, M_TOP_PAD=64 MiB; 3x faster EfficientViT-Seg
+at 1024x2048 on the reference 2-vCPU VM). `GOMP_SPINCOUNT=10000000` must be set in the environment before
+Python starts to take effect (OpenMP reads it when torch loads), so it is documented, not set, here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from collections.abc import Sequence
+
+import torch
+
+from .core import count_parameters, environment, markdown_table, time_callable
+
+# The official SegFormer hyperparameters (mit-b0/b1/b2 encoders, all-MLP decoder).
+SEGFORMER_CONFIGS: dict[str, dict] = {
+    "segformer-b0": {"hidden_sizes": [32, 64, 160, 256], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
+    "segformer-b1": {"hidden_sizes": [64, 128, 320, 512], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
+    "segformer-b2": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 6, 3], "decoder_hidden_size": 768},
+}
+_SEGFORMER_COMMON = {
+    "num_attention_heads": [1, 2, 5, 8], "sr_ratios": [8, 4, 2, 1], "mlp_ratios": [4, 4, 4, 4], "num_labels": 19,
+}
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc malloc.h
+
+
+def tune_allocator() -> bool:
+    """glibc only: keep big activations on the heap (no mmap/munmap per forward). True if applied."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_TOP_PAD, 64 << 20)
+    return bool(ok)
+
+
+def segformer_model(name: str) -> torch.nn.Module:
+    """A random-weight transformers SegformerForSemanticSegmentation with the official B0/B1/B2 shapes."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    if name not in SEGFORMER_CONFIGS:
+        raise ValueError(f"Unknown SegFormer size {name!r}; expected one of {sorted(SEGFORMER_CONFIGS)}.")
+    config = SegformerConfig(**_SEGFORMER_COMMON, **SEGFORMER_CONFIGS[name])
+    return SegformerForSemanticSegmentation(config).eval()
+
+
+def efficientvit_model(preset: str) -> torch.nn.Module:
+    from ..models.efficientvit import EfficientViTConfig
+    from ..models.efficientvit.modeling_efficientvit_seg import EfficientViTForSemanticSegmentation
+
+    return EfficientViTForSemanticSegmentation(EfficientViTConfig.from_preset(preset)).eval()
+
+
+def _time_model(model: torch.nn.Module, size: tuple[int, int], budget_s: float, max_runs: int) -> dict:
+    pixels = torch.randn(1, 3, *size)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(pixel_values=pixels)
+
+    forward()  # warm-up (kernel selection, first allocations): never timed
+    start = time.perf_counter()
+    forward()  # a probe run: tells whether repeated timing fits the budget
+    probe_ms = (time.perf_counter() - start) * 1e3
+    if 3 * probe_ms / 1e3 > budget_s:  # too slow to repeat: report the single timed run
+        return {"median_ms": probe_ms, "min_ms": probe_ms, "runs": 1}
+    return time_callable(forward, warmup=0, budget_s=budget_s, min_runs=3, max_runs=max_runs)
+
+
+def run(
+    sizes: Sequence[tuple[int, int]] = ((512, 1024), (1024, 2048)),
+    presets: Sequence[str] | None = None,
+    budget_s: float = 20.0,
+    peers: bool = True,
+    max_runs: int = 20,
+    tune: bool = True,
+    peer_models: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> list[dict]:
+    """Time every seg preset (default: all 11) and, with `peers`, SegFormer B0/B1/B2 at every size.
+
+    Returns one row per (model, size): `model`, `family`, `size`, `params_m`, `median_ms`, `min_ms`, `runs`,
+    `vs_segformer-b0/b1/b2` (SegFormer latency / ours, same size) and `growth` (largest / smallest size).
+    `peer_models` restricts the SegFormer peers (default: B0, B1 and B2). `threads` sets torch's intra-op
+    threads for the run (restored afterwards); with 2 threads per process, two torch processes sharing 2
+    cores slow each other down by up to 100x (OpenMP barriers), so never time next to another job.
+    """
+    from ..models.efficientvit import SEGMENTATION_PRESETS
+
+    presets = list(presets) if presets is not None else list(SEGMENTATION_PRESETS)
+    unknown = [p for p in presets if p not in SEGMENTATION_PRESETS]
+    if unknown:
+        raise ValueError(
+            f"Unknown segmentation presets {unknown}; expected some of {sorted(SEGMENTATION_PRESETS)}."
+        )
+    sizes = [tuple(int(v) for v in s) for s in sizes]
+    for height, width in sizes:
+        if height % 32 or width % 32:
+            raise ValueError(
+                f"Sizes must be multiples of 32 (EfficientViT's total stride), got {height}x{width}."
+            )
+    tuned = tune_allocator() if tune else False
+    models = [(p, "EfficientViT-Seg", efficientvit_model) for p in presets]
+    if peers:
+        names = list(peer_models) if peer_models is not None else list(SEGFORMER_CONFIGS)
+        models += [(name, "transformers SegFormer", segformer_model) for name in names]
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    rows: list[dict] = []
+    try:
+        for name, family, build in models:
+            model = build(name)
+            params = count_parameters(model) / 1e6
+            for size in sizes:
+                timing = _time_model(model, size, budget_s, max_runs)
+                rows.append({"model": name, "family": family, "size": f"{size[0]}x{size[1]}", "params_m": params,
+                             "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing})
+            del model
+    finally:
+        torch.set_num_threads(previous_threads)
+    _add_ratios(rows, sizes)
+    return rows
+
+
+def _add_ratios(rows: list[dict], sizes: list[tuple[int, int]]) -> None:
+    by_key = {(row["model"], row["size"]): row for row in rows}
+    labels = [f"{h}x{w}" for h, w in sizes]
+    for row in rows:
+        for peer in SEGFORMER_CONFIGS:
+            peer_row = by_key.get((peer, row["size"]))
+            if peer_row is not None and row["family"] != "transformers SegFormer":
+                row[f"vs_{peer}"] = peer_row["median_ms"] / row["median_ms"]
+        if len(labels) > 1:
+            small = by_key.get((row["model"], labels[0]))
+            large = by_key.get((row["model"], labels[-1]))
+            if small and large:
+                row["growth"] = large["median_ms"] / small["median_ms"]
+
+
+COLUMNS = [
+    ("model", "model"), ("size", "input"), ("params_m", "params M"), ("median_ms", "median ms"),
+    ("min_ms", "min ms"), ("runs", "runs"), ("vs_segformer-b0", "SegFormer-B0 / ours"),
+    ("vs_segformer-b1", "SegFormer-B1 / ours"), ("vs_segformer-b2", "SegFormer-B2 / ours"),
+    ("growth", "growth (largest/smallest size)"),
+]
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as a markdown table, followed by the setting they were measured in."""
+    env = environment()
+    if rows:
+        env["threads"] = str(rows[0].get("threads", env["threads"]))
+    tuned = any(row.get("allocator_tuned") for row in rows)
+    setting = ", ".join(f"{k}={v}" for k, v in env.items()) + f", mallopt tuning={'on' if tuned else 'off'}"
+    note = ("Random weights, fp32, eval, torch.inference_mode, batch 1. Ratios > 1: EfficientViT is faster. "
+            "A row with 1 run was too slow for the budget: one timed run after the warm-up is reported.")
+    return markdown_table(rows, COLUMNS) + f"\n\n{note}\nsetting: {setting}"
+
+
+def main() -> None:  # python -m evit_hf.bench.segmentation
+    print(format_table(run()))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["run", "format_table", "segformer_model", "tune_allocator", "SEGFORMER_CONFIGS"]

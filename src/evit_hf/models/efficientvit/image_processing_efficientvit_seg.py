@@ -1,0 +1,251 @@
+"""Segmentation pre- and post-processing of the original EfficientViT-Seg evaluation, on the PIL backend.
+
+Owns `EfficientViTSegImageProcessor` (a `SegformerImageProcessorPil` subclass, so no torchvision):
+
+- Cityscapes: resize to a fixed 1024x2048 (bicubic), rescale to [0, 1], ImageNet mean/std.
+- ADE20K: resize the short side to 512 and the long side to `ceil(long / short * 512 / 32) * 32` (bicubic),
+  so both sides are multiples of 32; `do_reduce_labels` maps the "other" class 0 to the ignore index 255.
+- `post_process_semantic_segmentation`: bicubic (align_corners=False, fp32) upsampling of the stride-8
+  logits to each target size, then argmax, as the original evaluation does.
+
+The original resizes with OpenCV's INTER_CUBIC; PIL's bicubic filter antialiases when it downsamples, so
+pixel values differ slightly on downscaled images (identical sizes and conventions otherwise).
+Requires transformers >= 5 (PIL backends); importing it on 4.57 raises ImportError.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    ChannelDimension,
+    PILImageResampling,
+    SizeDict,
+)
+from transformers.models.segformer.image_processing_pil_segformer import (
+    SegformerImageProcessorKwargs,
+    SegformerImageProcessorPil,
+)
+
+try:
+    import PIL.Image
+except ImportError:  # pragma: no cover - the PIL backend requires pillow
+    PIL = None
+
+# Dataset presets of the original evaluation (applications/efficientvit_seg/eval_efficientvit_seg_model.py).
+DATASET_PRESETS: dict[str, dict] = {
+    "cityscapes": {"size": {"height": 1024, "width": 2048}, "do_reduce_labels": False},
+    "ade20k": {"size": {"shortest_edge": 512}, "do_reduce_labels": True},
+}
+
+_HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class EfficientViTSegImageProcessorKwargs(SegformerImageProcessorKwargs, total=False):
+    r"""
+    size_divisor (`int`, *optional*, defaults to `self.size_divisor`):
+        With a `shortest_edge` size, both output sides are rounded up to a multiple of this (32 for the
+        released models, the network's total stride).
+    """
+
+    size_divisor: int
+
+
+def short_side_resize_shape(height: int, width: int, short_side: int, divisor: int) -> tuple[int, int]:
+    """The original ADE20K resize shape (height, width).
+
+    The short side goes to `short_side` and the long side to `ceil(long / short * short_side / d) * d`.
+    """
+    target = math.ceil(short_side / divisor) * divisor
+    if height < width:
+        return target, math.ceil(width / height * target / divisor) * divisor
+    return math.ceil(height / width * target / divisor) * divisor, target
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """High-bit-depth or float pixels to uint8 (16-bit ints are divided by 257, [0, 1] floats scaled)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        if array.size and float(np.nanmax(array)) <= 1.0:
+            array = array * 255.0
+        return np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and array.max() > 255:
+            array = array / 257.0
+        return np.clip(array, 0, 255).round().astype(np.uint8)
+    raise ValueError(f"Unsupported image dtype {array.dtype}; expected uint8, uint16 or float pixels.")
+
+
+class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
+    r"""
+    Image processor for EfficientViT semantic segmentation models (PIL backend, no torchvision needed).
+
+    Defaults reproduce the original Cityscapes evaluation (fixed 1024x2048, bicubic, ImageNet mean/std);
+    `EfficientViTSegImageProcessor.for_dataset("ade20k")` gives the ADE20K one (short side 512, long side a
+    multiple of 32, `do_reduce_labels=True`). Grayscale, RGBA (composited on white), palette and 16-bit
+    images are converted to RGB.
+    """
+
+    valid_kwargs = EfficientViTSegImageProcessorKwargs
+    model_input_names = ["pixel_values"]
+    resample = PILImageResampling.BICUBIC
+    image_mean = list(IMAGENET_DEFAULT_MEAN)
+    image_std = list(IMAGENET_DEFAULT_STD)
+    size = {"height": 1024, "width": 2048}
+    size_divisor = 32
+    default_to_square = False
+    do_resize = True
+    do_rescale = True
+    do_normalize = True
+    do_convert_rgb = True
+    do_reduce_labels = False
+
+    @classmethod
+    def for_dataset(cls, dataset: str = "cityscapes", **kwargs) -> EfficientViTSegImageProcessor:
+        """The original evaluation preprocessing of `dataset` (`"cityscapes"`, `"ade20k"`), with overrides."""
+        name = dataset.lower().removeprefix("seg-")
+        name = name.rsplit("-", 1)[-1]  # also accept a variant name such as "seg-b1-ade20k"
+        if name not in DATASET_PRESETS:
+            raise ValueError(
+                f"Unknown segmentation dataset {dataset!r}; expected one of {sorted(DATASET_PRESETS)}."
+            )
+        return cls(**{**DATASET_PRESETS[name], **kwargs})
+
+    def process_image(self, image, do_convert_rgb: bool | None = None, input_data_format=None, **kwargs):
+        """Bring one input to a channels-first uint8 RGB array; reject what cannot be an image."""
+        if PIL is not None and isinstance(image, PIL.Image.Image):
+            if image.width == 0 or image.height == 0:
+                raise ValueError(f"Got an empty image of size {image.width}x{image.height}.")
+            if do_convert_rgb and image.mode in _HIGH_BIT_MODES:
+                # PIL's own conversion clips 16-bit values at 255; rescale to 8 bits instead.
+                image = _to_uint8(np.asarray(image))
+        elif hasattr(image, "numpy") and hasattr(image, "detach"):  # torch tensor
+            image = image.detach().cpu().numpy()
+        if isinstance(image, np.ndarray):
+            image = self._check_array(image, do_convert_rgb)
+            if do_convert_rgb:  # now (H, W, 3) uint8
+                input_data_format = ChannelDimension.LAST
+        return super().process_image(
+            image, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format, **kwargs
+        )
+
+    @staticmethod
+    def _check_array(image: np.ndarray, do_convert_rgb: bool | None) -> np.ndarray:
+        if image.ndim not in (2, 3):
+            raise ValueError(f"Expected an image of shape (H, W), (H, W, C) or (C, H, W), got {image.shape}.")
+        if image.size == 0:
+            raise ValueError(f"Got an empty image of shape {image.shape}.")
+        if not do_convert_rgb:
+            return image
+        if image.ndim == 2:
+            image = image[..., None]
+        elif image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
+            image = np.moveaxis(image, 0, -1)
+        channels = image.shape[-1]
+        if channels not in (1, 3, 4):
+            raise ValueError(
+                f"Expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, got an image of shape {image.shape}."
+            )
+        image = _to_uint8(image)
+        if channels == 1:
+            image = np.repeat(image, 3, axis=-1)
+        return image
+
+    def _prepare_images_structure(self, images, expected_ndims: int = 3):
+        """Accept 2D (grayscale) arrays as single images; reject arrays of more than 4 dims clearly."""
+        if hasattr(images, "detach") and hasattr(images, "numpy"):  # torch tensor
+            images = images.detach().cpu().numpy()
+        if isinstance(images, np.ndarray):
+            if images.ndim > expected_ndims + 1:
+                raise ValueError(
+                    f"Expected one image of {expected_ndims} dims or a batch of {expected_ndims + 1}, got an "
+                    f"array of shape {images.shape}."
+                )
+            if expected_ndims == 3 and images.ndim == 2:
+                images = images[..., None]  # (H, W) grayscale -> (H, W, 1)
+        return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
+
+    def reduce_label(self, image: np.ndarray) -> np.ndarray:
+        """0 ("other") -> 255 (ignored), k -> k - 1, on a copy (the parent edits its input in place)."""
+        return super().reduce_label(np.array(image, copy=True))
+
+    def resize(
+        self, image: np.ndarray, size: SizeDict, resample=None, reducing_gap=None, **kwargs
+    ) -> np.ndarray:
+        """Fixed (height, width), or the original short-side resize when `size` has only `shortest_edge`."""
+        if size.shortest_edge and not size.longest_edge:
+            height, width = image.shape[-2:]
+            new_height, new_width = short_side_resize_shape(
+                height, width, size.shortest_edge, self.size_divisor or 1
+            )
+            if (new_height, new_width) == (height, width):
+                return image
+            size = SizeDict(height=new_height, width=new_width)
+        return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
+
+    def post_process_semantic_segmentation(
+        self,
+        outputs,
+        target_sizes: list[tuple[int, int]] | None = None,
+        return_segmentation_scores: bool = False,
+    ):
+        """
+        Turn `EfficientViTForSemanticSegmentation` outputs into per-image class maps.
+
+        Args:
+            outputs: model outputs with `logits` (batch, num_labels, h, w) at stride 8.
+            target_sizes: one (height, width) per image (e.g. the original image sizes); the logits are
+                upsampled there (bicubic, align_corners=False, fp32) before the argmax. Without it the maps
+                stay at the logits' resolution.
+            return_segmentation_scores: also return the (upsampled) logits of each image.
+
+        Returns:
+            A list of (height, width) int64 tensors of class ids, or with `return_segmentation_scores=True` of
+            `SemanticSegmentationPostProcessorOutput` (fields `segmentation`, `segmentation_scores`).
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
+
+        logits = outputs.logits if hasattr(outputs, "logits") else outputs["logits"]
+        if logits.ndim != 4:
+            raise ValueError(
+                f"Expected logits of shape (batch, num_labels, height, width), got {tuple(logits.shape)}."
+            )
+        if target_sizes is not None:
+            if isinstance(target_sizes, torch.Tensor):
+                target_sizes = target_sizes.tolist()
+            if len(target_sizes) != len(logits):
+                raise ValueError(
+                    f"Got {len(target_sizes)} target sizes for a batch of {len(logits)} images; pass one "
+                    f"(height, width) per image."
+                )
+        results = []
+        for index in range(len(logits)):
+            scores = logits[index : index + 1].float()
+            if target_sizes is not None:
+                size = tuple(int(s) for s in target_sizes[index])
+                if len(size) != 2 or min(size) <= 0:
+                    raise ValueError(
+                        f"Each target size must be a positive (height, width), got {target_sizes[index]}."
+                    )
+                if tuple(scores.shape[-2:]) != size:
+                    scores = F.interpolate(scores, size=size, mode="bicubic", align_corners=False)
+            scores = scores[0]
+            results.append(
+                SemanticSegmentationPostProcessorOutput(
+                    data={"segmentation": scores.argmax(dim=0), "segmentation_scores": scores}
+                )
+            )
+        if not return_segmentation_scores:
+            return [result.segmentation for result in results]
+        return results
+
+
+__all__ = ["EfficientViTSegImageProcessor", "DATASET_PRESETS", "short_side_resize_shape"]

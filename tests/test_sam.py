@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from evit_hf.convert import from_original
-from evit_hf.convert.sam import convert_original_sam_state_dict
 from evit_hf.models.efficientvit.configuration_efficientvit_sam import (
     SAM_PRESETS,
     EfficientViTSamConfig,
@@ -285,8 +284,8 @@ def test_model_input_errors():
 
 
 def test_converter_rejects_foreign_keys():
-    with pytest.raises(ValueError, match="not in the original EfficientViT-SAM layout"):
-        convert_original_sam_state_dict({"image_encoder.head.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="not in the original sam-l0 layout: image_encoder.head.weight"):
+        from_original({"image_encoder.head.weight": torch.zeros(1)}, "sam-l0")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ save/load through AutoModelForSemanticSegmentation, the image-segmentation pipel
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 import pytest
@@ -14,8 +15,22 @@ from evit_hf import EfficientViTConfig, EfficientViTForSemanticSegmentation
 from evit_hf.convert import from_original, get_variant
 from evit_hf.convert.segmentation import SEGMENTATION_VARIANTS, original_segmentation_head_key
 
-# All 11 released variants at the fixture resolution (256x512 Cityscapes, 256x256 ADE20K).
+# All 11 released variants at the fixture resolution (256x512 Cityscapes, 256x256 ADE20K): ~20 s in all on
+# the 2-core reference machine when nothing else runs.
 PARITY_CASES = list(SEGMENTATION_VARIANTS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread_per_xdist_worker():
+    """Under pytest-xdist, workers share the cores: 2 OpenMP threads per process then wait on each other's
+    barriers (up to 100x slower forward passes on 2 cores), so each worker uses a single thread."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def tiny_config(**overrides) -> EfficientViTConfig:

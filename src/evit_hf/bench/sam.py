@@ -36,10 +36,13 @@ def _gmacs(module: torch.nn.Module, resolution: int) -> float | None:
         return None
 
 
-def _prompt_rows(name: str, model: torch.nn.Module, resolution: int, budget_s: float) -> list[dict]:
+def _encode(model: torch.nn.Module, pixels: torch.Tensor, store: dict) -> torch.Tensor:
+    store["embeddings"] = model.get_image_embeddings(pixels)
+    return store["embeddings"]
+
+
+def _prompt_rows(name: str, model: torch.nn.Module, embeddings: torch.Tensor, budget_s: float) -> list[dict]:
     """Point and box prompt -> masks latency from precomputed embeddings (prompt frame 1024)."""
-    with torch.inference_mode():
-        embeddings = model.get_image_embeddings(torch.randn(1, 3, resolution, resolution))
     point = torch.tensor([[[[512.0, 384.0]]]])
     label = torch.ones(1, 1, 1, dtype=torch.long)
     box = torch.tensor([[[200.0, 150.0, 700.0, 600.0]]])
@@ -105,6 +108,7 @@ def run(
     rows: list[dict] = []
     prompt_rows: list[dict] = []
     amg_rows: list[dict] = []
+    store: dict[str, torch.Tensor] = {}  # the last image embeddings, reused for the prompt rows
     torch.manual_seed(0)
     if reference:
         from transformers import SamConfig, SamModel
@@ -117,9 +121,9 @@ def run(
             "resolution": 1024,
             "params_m": count_parameters(sam.vision_encoder) / 1e6,
             "gmacs": _gmacs(sam.vision_encoder, 1024),
-            **_time(lambda: sam.get_image_embeddings(pixels), budget_s),
+            **_time(lambda: _encode(sam, pixels, store), budget_s),
         })
-        prompt_rows += _prompt_rows(REFERENCE, sam, 1024, budget_s)
+        prompt_rows += _prompt_rows(REFERENCE, sam, store["embeddings"], budget_s)
         del sam
     for preset in presets:
         config = EfficientViTSamConfig.from_preset(preset)
@@ -133,10 +137,10 @@ def run(
             "resolution": resolution,
             "params_m": count_parameters(model.vision_encoder) / 1e6,
             "gmacs": _gmacs(model.vision_encoder, resolution),
-            **_time(lambda: model.get_image_embeddings(pixels), budget_s),
+            **_time(lambda m=model, x=pixels: _encode(m, x, store), budget_s),
         })
         if preset == prompt_preset:
-            prompt_rows += _prompt_rows(name, model, resolution, budget_s)
+            prompt_rows += _prompt_rows(name, model, store["embeddings"], budget_s)
         if preset == amg_preset and amg_points_per_side:
             amg_rows.append(_amg_row(preset, model, amg_points_per_side))
     if reference:

@@ -51,7 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="sam.png", help="output image (default: sam.png)")
     parser.add_argument(
-        "--points-per-side", type=int, default=32, help="--everything: grid points per side (default 32; fewer is faster)"
+        "--points-per-side",
+        type=int,
+        default=32,
+        help="--everything: grid points per side (default 32; fewer is faster)",
     )
     parser.add_argument(
         "--pred-iou-thresh", type=float, default=0.88, help="--everything: keep masks with predicted IoU above this"

@@ -99,31 +99,6 @@ def original_sam_key(key: str, state_dict: Mapping[str, torch.Tensor]) -> str | 
     return meta_sam_key(key, state_dict)
 
 
-def convert_original_sam_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The whole original state dict renamed, with the tied `shared_image_embedding` filled in."""
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        new_key = original_sam_key(key, state_dict)
-        if new_key is None:
-            unknown.append(key)
-        else:
-            converted[new_key] = value
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} key(s) are not in the original EfficientViT-SAM layout: "
-            f"{', '.join(unknown[:10])}"
-        )
-    return with_shared_image_embedding(converted)
-
-
-def with_shared_image_embedding(converted: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copy the prompt encoder's positional matrix to `shared_image_embedding` (a tied parameter)."""
-    source = "prompt_encoder.shared_embedding.positional_embedding"
-    if source in converted:
-        converted.setdefault("shared_image_embedding.positional_embedding", converted[source])
-    return converted
-
-
 def build_sam_model(preset: str) -> EfficientViTSamModel:
     """A freshly initialised model of a released variant (the converter loads the weights into it)."""
     return EfficientViTSamModel(EfficientViTSamConfig.from_preset(preset))

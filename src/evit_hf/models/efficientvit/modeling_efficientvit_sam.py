@@ -150,7 +150,8 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
         super().__init__(config)
         hidden = config.prompt_encoder_config.hidden_size
         # Meta's random-Fourier features: a (2, hidden/2) Gaussian matrix with scale 1.
-        positional = SimpleNamespace(scale=1.0, num_pos_feats=hidden // 2)
+        # transformers 5 reads `scale`; 4.57 derives it as hidden_size // 2 (both give Meta's 1.0).
+        positional = SimpleNamespace(scale=1.0, hidden_size=2, num_pos_feats=hidden // 2)
         self.shared_image_embedding = SamPositionalEmbedding(positional)
         self.vision_encoder = EfficientViTSamVisionEncoder(config.vision_config)
         self.prompt_encoder = SamPromptEncoder(

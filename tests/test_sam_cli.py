@@ -1,0 +1,263 @@
+"""`evit-hf sam` (prompts and --everything), prompt validation in the processor call, and `bench.sam`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evit_hf.cli import main
+from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig, sam_vision_config
+from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
+from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+
+WIDTH, HEIGHT = 160, 160  # astronaut (512x512) resized for speed
+
+
+def tiny_sam_config() -> EfficientViTSamConfig:
+    """A small EfficientViT-SAM (128-pixel input, 8x8 embeddings of 32 channels)."""
+    vision = sam_vision_config(
+        widths=[8, 16, 32, 64],
+        depths=[1, 1, 1, 1],
+        block_types=["res", "fmb", "mb", "att"],
+        expand_ratios=[1, 2, 2, 2],
+        downsample_expand_ratios=[1, 2, 2, 2],
+        fewer_norm=[False, False, True, True],
+        attention_head_dim=8,
+        attention_scales=[3],
+        hidden_act="gelu_tanh",
+        image_size=128,
+        neck_in_features=["stage3", "stage2"],
+        neck_hidden_size=32,
+        neck_depth=1,
+        neck_output_size=8,
+    )
+    return EfficientViTSamConfig(
+        vision_config=vision,
+        prompt_encoder_config={"hidden_size": 32, "image_size": 128, "patch_size": 16},
+        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny_sam")
+    torch.manual_seed(0)
+    config = tiny_sam_config()
+    EfficientViTSamModel(config).save_pretrained(folder)
+    EfficientViTSamImageProcessor.for_config(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory) -> str:
+    from skimage.data import astronaut
+
+    path = tmp_path_factory.mktemp("images") / "astronaut.png"
+    Image.fromarray(astronaut()).resize((WIDTH, HEIGHT), Image.BILINEAR).save(path)
+    return str(path)
+
+
+def _pixels(path: str | Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def _prompt_mask(folder: str, image_path: str, **prompts) -> np.ndarray:
+    from evit_hf.commands.sam import load_image, load_model_and_processor, predict_mask
+
+    model, processor = load_model_and_processor(folder)
+    mask, _, _ = predict_mask(load_image(image_path), model, processor, **prompts)
+    return mask
+
+
+def test_sam_cli_point(tiny_folder, image_path, tmp_path, capsys):
+    out = tmp_path / "point.png"
+    argv = ["sam", image_path, "--point", "80", "70", "--negative", "20", "20", "--model", tiny_folder]
+    assert main(argv + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "image embedding:" in printed and "masks:" in printed and str(out) in printed
+    result, original = _pixels(out), _pixels(image_path)
+    assert result.shape == original.shape == (HEIGHT, WIDTH, 3)
+    mask = _prompt_mask(tiny_folder, image_path, points=[[80.0, 70.0], [20.0, 20.0]], labels=[1, 0])
+    assert mask.shape == (HEIGHT, WIDTH) and mask.any()
+    changed = (result != original).any(axis=-1)
+    assert changed[mask].mean() > 0.95  # the mask is coloured in
+    assert changed[78, 88] or changed[70, 80]  # the point is drawn
+
+
+def test_sam_cli_box(tiny_folder, image_path, tmp_path):
+    out = tmp_path / "box.png"
+    assert main(["sam", image_path, "--box", "30", "20", "130", "140", "--model", tiny_folder, "--out", str(out)]) == 0
+    result, original = _pixels(out), _pixels(image_path)
+    assert result.shape == original.shape
+    changed = (result != original).any(axis=-1)
+    mask = _prompt_mask(tiny_folder, image_path, box=[30.0, 20.0, 130.0, 140.0])
+    if mask.any():
+        assert changed[mask].mean() > 0.95
+    assert changed[20, 30:130].all()  # the box outline
+
+
+def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
+    out = tmp_path / "everything.png"
+    argv = ["sam", image_path, "--everything", "--points-per-side", "4", "--pred-iou-thresh=-1e9",
+            "--stability-score-thresh=-1e9", "--model", tiny_folder, "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4x4 grid" in printed and "image embedding:" in printed
+    result, original = _pixels(out), _pixels(image_path)
+    assert result.shape == original.shape and (result != original).any()
+
+
+def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
+    out = tmp_path / "preset.png"
+    assert main(["sam", image_path, "--point", "80", "80", "--model", "sam-l0", "--out", str(out)]) == 0
+    assert "random weights" in capsys.readouterr().err
+    assert Image.open(out).size == (WIDTH, HEIGHT)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--point", "500", "10"], "outside"),
+        (["--point", "-1", "10"], "outside"),
+        (["--box", "10", "10", "200", "50"], "outside"),
+        (["--box", "50", "10", "20", "50"], "x1 >= x0"),
+        (["--everything", "--negative", "1", "1"], "--negative"),
+        (["--everything", "--points-per-side", "0"], "points-per-side"),
+    ],
+)
+def test_sam_cli_bad_prompts(tiny_folder, image_path, tmp_path, capsys, extra, message):
+    out = tmp_path / "bad.png"
+    assert main(["sam", image_path, *extra, "--model", tiny_folder, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "evit-hf sam: error:" in err and message in err
+    assert not out.exists()
+
+
+def test_sam_cli_bad_inputs(tiny_folder, image_path, tmp_path, capsys):
+    assert main(["sam", str(tmp_path / "missing.png"), "--point", "1", "1", "--model", tiny_folder]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sam", image_path, "--point", "1", "1", "--model", str(tmp_path / "no_model")]) == 2
+    assert "cannot load model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one prompt mode
+        main(["sam", image_path, "--point", "1", "1", "--box", "0", "0", "5", "5", "--model", tiny_folder])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Prompts given to the image processor call
+
+
+def _image(height: int = 300, width: int = 400) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8))
+
+
+def test_processor_call_returns_prompts_in_prompt_frame():
+    from transformers import SamProcessor
+
+    processor = EfficientViTSamImageProcessor(encoder_size=512)
+    ours = processor(
+        _image(), input_points=[[[200, 150]]], input_labels=[[1]], input_boxes=[[10, 20, 300, 250]],
+        return_tensors="pt",
+    )
+    stock = SamProcessor(image_processor=processor)(
+        images=_image(), input_points=[[[200, 150]]], input_labels=[[1]], input_boxes=[[[10, 20, 300, 250]]],
+        return_tensors="pt",
+    )
+    for key in ("pixel_values", "original_sizes", "reshaped_input_sizes", "input_labels"):
+        torch.testing.assert_close(ours[key], stock[key])
+    for key in ("input_points", "input_boxes"):
+        torch.testing.assert_close(ours[key], stock[key].to(ours[key].dtype))
+    assert ours["input_points"].shape == (1, 1, 1, 2) and ours["input_boxes"].shape == (1, 1, 4)
+    # Two images, two point sets of two points each (a -10 padding point may lie anywhere).
+    batch = processor(
+        [_image(), _image(200, 100)],
+        input_points=[[[[10, 10], [20, 20]], [[30, 30], [-10, -10]]], [[[5, 5], [6, 6]], [[7, 7], [8, 8]]]],
+        input_labels=[[[1, 0], [1, -10]], [[1, 1], [0, 1]]],
+    )
+    assert batch["input_points"].shape == (2, 2, 2, 2) and batch["input_labels"].shape == (2, 2, 2)
+    np.testing.assert_allclose(batch["input_points"][1, 0, 0], [5 * 512 / 100, 5 * 1024 / 200])
+    assert "input_points" not in processor(_image(), return_tensors="pt")  # no prompts: images only
+
+
+@pytest.mark.parametrize(
+    "prompts,message",
+    [
+        (dict(input_points=[[[500, 10]]]), "outside the 400x300 image"),
+        (dict(input_points=[[[10, -3]]]), "outside"),
+        (dict(input_boxes=[[0, 0, 10, 600]]), "outside"),
+        (dict(input_boxes=[[50, 0, 10, 60]]), "x1 >= x0"),
+        (dict(input_labels=[[1]]), "without `input_points`"),
+        (dict(input_boxes=[[0, 0, 5, 5]], input_labels=[[1]]), "without `input_points`"),
+        (dict(input_points=[[[10, 10]]], input_labels=[[1, 1]]), "one label per point"),
+        (dict(input_points=[[[10, 10]]], input_labels=[[7]]), "labels must be"),
+        (dict(input_points=[[[[1, 1]], [[1, 1], [2, 2]]]]), "not a regular nested list"),
+        (dict(input_points=[[[1, 1, 1]]]), "point sets"),
+        (dict(input_boxes=[[0, 1, 2]]), "input_boxes"),
+        (dict(input_points=[[[[1, 1]], [[2, 2]]]], input_boxes=[[0, 0, 5, 5]]), "one box per point set"),
+        (dict(input_points=[]), "one entry per image"),
+        (dict(input_points=[[]]), "empty"),
+        (dict(input_boxes=[[]]), "empty"),
+        (dict(input_points=[[[1, 1]], [[2, 2]]]), "one entry per image"),
+    ],
+)
+def test_processor_call_rejects_bad_prompts(prompts, message):
+    with pytest.raises(ValueError, match=message):
+        EfficientViTSamImageProcessor(encoder_size=512)(_image(), return_tensors="pt", **prompts)
+
+
+def test_processor_call_names_the_image_of_a_batch():
+    processor = EfficientViTSamImageProcessor(encoder_size=512)
+    with pytest.raises(ValueError, match=r"Image 1: .*outside the 100x200 image"):
+        processor([_image(), _image(200, 100)], input_points=[[[10, 10]], [[150, 10]]])
+    with pytest.raises(ValueError, match="same shape for every image"):
+        processor([_image(), _image()], input_points=[[[10, 10]], [[10, 10], [20, 20]]])
+
+
+def test_validate_prompts_before_sam_processor():
+    """`SamProcessor` never hands the prompts to the image processor: `validate_prompts` checks them first."""
+    processor = EfficientViTSamImageProcessor(encoder_size=512)
+    prompts = processor.validate_prompts([(300, 400)], input_points=[[[10, 10]]], input_labels=[[1]])
+    assert prompts["input_points"][0].shape == (1, 1, 2) and prompts["input_labels"][0].shape == (1, 1)
+    with pytest.raises(ValueError, match="No prompt"):
+        processor.validate_prompts([(300, 400)])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Benchmark
+
+
+def test_bench_format_table_on_synthetic_rows():
+    from evit_hf.bench.sam import REFERENCE, format_table
+
+    rows = [
+        {"kind": "encoder", "model": REFERENCE, "resolution": 1024, "params_m": 89.7, "gmacs": 370.0,
+         "median_ms": 30000.0, "min_ms": 29000.0, "runs": 1, "speedup_vs_vitb": 1.0},
+        {"kind": "encoder", "model": "EfficientViT-SAM-L0", "resolution": 512, "params_m": 31.0, "gmacs": 35.0,
+         "median_ms": 600.0, "min_ms": 580.0, "runs": 5, "speedup_vs_vitb": 50.0},
+        {"kind": "prompt", "model": "EfficientViT-SAM-L0", "prompt": "1 box", "median_ms": 8.0, "min_ms": 7.5,
+         "runs": 20},
+        {"kind": "amg", "model": "EfficientViT-SAM-L0", "grid": "32x32", "image": "512x512", "masks": 3,
+         "median_ms": 20000.0, "runs": 1},
+    ]
+    table = format_table(rows)
+    assert table.count("| image encoder |") == 1 and "speed-up vs ViT-B" in table
+    assert "| EfficientViT-SAM-L0 | 512 | 31.0 | 35.0 | 600.0 | 580.0 | 5 | 50.0 |" in table
+    assert "1 box" in table and "32x32" in table
+
+
+def test_bench_tiny_run():
+    from evit_hf.bench.sam import format_table, run
+
+    rows = run(presets=["sam-l0"], budget_s=0.05, reference=False, amg_points_per_side=2)
+    kinds = [row["kind"] for row in rows]
+    assert kinds == ["encoder", "prompt", "prompt", "amg"]
+    encoder = rows[0]
+    assert encoder["resolution"] == 512 and encoder["median_ms"] > 0 and encoder["gmacs"] > 1
+    assert 20 < encoder["params_m"] < 60
+    assert "EfficientViT-SAM-L0" in format_table(rows)
+    with pytest.raises(ValueError, match="unknown SAM preset"):
+        run(presets=["sam-xxl"])

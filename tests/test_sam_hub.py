@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run_python
-from test_sam import tiny_sam_config
 
+from conftest import run_python
 from evit_hf.commands.convert import convert_to_folder
 from evit_hf.hub_utils import save_pretrained_with_code
 from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+from test_sam import tiny_sam_config
 
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,24 @@ def run_python(code: str, env: dict | None = None) -> str:
                             text=True, env={**os.environ, **(env or {})}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+def make_offline_hub_repo(hf_home: Path, repo_id: str, variant: str, state_dict: dict) -> Path:
+    """Write `repo_id` into the Hub cache under `hf_home/hub` the way a download would, converting an original
+    checkpoint of `variant` with `evit-hf convert`; returns the snapshot folder."""
+    import torch
+
+    from evit_hf.commands.convert import convert_to_folder
+
+    checkpoint = hf_home / f"{variant}.pt"
+    torch.save({"state_dict": state_dict}, checkpoint)
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = convert_to_folder(variant, checkpoint, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def offline_env(hf_home: Path) -> dict[str, str]:
+    return {"HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"), "HF_HUB_OFFLINE": "1"}

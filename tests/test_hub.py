@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize_weights, run_python
+from conftest import make_offline_hub_repo, offline_env, randomize_weights, run_python
 from evit_hf import EfficientViTConfig, EfficientViTForImageClassification
-from evit_hf.commands.convert import convert_to_folder
 from evit_hf.hub_utils import save_pretrained_with_code
 from evit_hf.models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
 
@@ -100,13 +99,7 @@ def hub_cache(tmp_path_factory, original_fixture):
     """An offline Hub cache holding org/efficientvit-b1-r224, converted from the original-layout fixture."""
     root = tmp_path_factory.mktemp("hf_home")
     fixture = original_fixture("cls-b1")
-    checkpoint = root / "efficientvit_b1_r224.pt"
-    torch.save({"state_dict": fixture.state_dict}, checkpoint)
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = root / "hub" / "models--org--efficientvit-b1-r224"
-    convert_to_folder("cls-b1", checkpoint, repo / "snapshots" / revision)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
+    make_offline_hub_repo(root, "org/efficientvit-b1-r224", "cls-b1", fixture.state_dict)
     return root, fixture
 
 
@@ -131,7 +124,7 @@ def test_offline_hub_cache_auto_model_and_pipeline(hub_cache, tmp_path):
         scores = [r["score"] for r in result]
         assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
         print("LABEL", result[0]["label"])
-    """, env={"HF_HOME": str(root), "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1"})
+    """, env=offline_env(root))
     label = out.split("LABEL", 1)[1].strip()
     from evit_hf.data import imagenet_labels
 

@@ -10,36 +10,11 @@ import torch
 from PIL import Image
 
 from evit_hf.cli import main
-from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig, sam_vision_config
 from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+from test_sam import tiny_sam_config
 
 WIDTH, HEIGHT = 160, 160  # astronaut (512x512) resized for speed
-
-
-def tiny_sam_config() -> EfficientViTSamConfig:
-    """A small EfficientViT-SAM (128-pixel input, 8x8 embeddings of 32 channels)."""
-    vision = sam_vision_config(
-        widths=[8, 16, 32, 64],
-        depths=[1, 1, 1, 1],
-        block_types=["res", "fmb", "mb", "att"],
-        expand_ratios=[1, 2, 2, 2],
-        downsample_expand_ratios=[1, 2, 2, 2],
-        fewer_norm=[False, False, True, True],
-        attention_head_dim=8,
-        attention_scales=[3],
-        hidden_act="gelu_tanh",
-        image_size=128,
-        neck_in_features=["stage3", "stage2"],
-        neck_hidden_size=32,
-        neck_depth=1,
-        neck_output_size=8,
-    )
-    return EfficientViTSamConfig(
-        vision_config=vision,
-        prompt_encoder_config={"hidden_size": 32, "image_size": 128, "patch_size": 16},
-        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
-    )
 
 
 @pytest.fixture(scope="module")

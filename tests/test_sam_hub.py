@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import run_python
-from evit_hf.commands.convert import convert_to_folder
+from conftest import make_offline_hub_repo, offline_env, run_python
 from evit_hf.hub_utils import save_pretrained_with_code
 from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
@@ -18,13 +17,7 @@ def sam_hub_cache(tmp_path_factory, original_fixture):
     """org/efficientvit-sam-l0 in an offline Hub cache, converted by `evit-hf convert` from the original layout."""
     root = tmp_path_factory.mktemp("hf_home")
     fixture = original_fixture("sam-l0")
-    checkpoint = root / "efficientvit_sam_l0.pt"
-    torch.save(fixture.state_dict, checkpoint)
-    revision = "fedcba9876543210fedcba9876543210fedcba98"
-    repo = root / "hub" / "models--org--efficientvit-sam-l0"
-    convert_to_folder("sam-l0", checkpoint, repo / "snapshots" / revision)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
+    make_offline_hub_repo(root, "org/efficientvit-sam-l0", "sam-l0", fixture.state_dict)
     return root, fixture
 
 
@@ -46,7 +39,7 @@ def test_sam_from_offline_hub_cache(sam_hub_cache, tmp_path):
         diff = (embeddings[:, ::4, ::4, ::4] - ref).abs().max().item()
         assert diff < 1e-4, diff
         print("SHAPE", tuple(embeddings.shape))
-    """, env={"HF_HOME": str(root), "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1"})
+    """, env=offline_env(root))
     assert "SHAPE (1, 256, 64, 64)" in out
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import load_image
+
 PROMPT_COLOUR = (30, 144, 255)
 POSITIVE_COLOUR = (0, 220, 0)
 NEGATIVE_COLOUR = (230, 0, 0)
@@ -102,21 +104,6 @@ def load_model_and_processor(name: str):
             raise ValueError(f"{name!r} has no SAM image processor.")
         processor = EfficientViTSamImageProcessor.for_config(model.config)
     return model.eval(), processor
-
-
-def load_image(path: str):
-    """The image as RGB PIL; a clear `ValueError` when it is missing or unreadable."""
-    from PIL import Image
-
-    image_path = Path(path)
-    if not image_path.is_file():
-        raise ValueError(f"image {str(image_path)!r} does not exist.")
-    try:
-        image = Image.open(image_path)
-        image.load()
-    except OSError as err:
-        raise ValueError(f"cannot read {str(image_path)!r} as an image: {err}") from err
-    return image.convert("RGB")
 
 
 def _checker(processor):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import load_image
+
 # The Cityscapes benchmark colours of the 19 trainIds (cityscapesScripts labels.py).
 CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
     (128, 64, 128),
@@ -181,16 +183,7 @@ def draw_overlay(
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    image_path = Path(args.image)
-    if not image_path.is_file():
-        raise SystemExit(f"error: image {str(image_path)!r} does not exist.")
-    try:
-        image = Image.open(image_path)
-        image.load()
-    except OSError as err:
-        raise SystemExit(f"error: cannot read {str(image_path)!r} as an image: {err}") from err
+    image = load_image(args.image)
     model, processor = load_model_and_processor(args.model, args.short_side)
     model.to(args.device)
     segmentation = segment_image(image, model, processor)

@@ -75,6 +75,12 @@ def _original_segmenter_key(key: str, state_dict: Mapping[str, torch.Tensor]) ->
     return original_segmentation_head_key(key, has_final_expand)
 
 
+def _segmentation_processor(variant: str):
+    from ..models.efficientvit.image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+
+    return EfficientViTSegImageProcessor.for_dataset(variant)
+
+
 for _name in SEGMENTATION_VARIANTS:
     _dataset = "Cityscapes" if _name.endswith("cityscapes") else "ADE20K"
     register_variant(
@@ -85,6 +91,7 @@ for _name in SEGMENTATION_VARIANTS:
             ),
             rename=_original_segmenter_key,
             description=f"EfficientViT-Seg-{_name.split('-')[1].upper()} {_dataset} semantic segmentation",
+            build_processor=lambda n=_name: _segmentation_processor(n),
         )
     )
 

@@ -236,3 +236,25 @@ def test_bench_tiny_run():
     assert "EfficientViT-SAM-L0" in format_table(rows)
     with pytest.raises(ValueError, match="unknown SAM preset"):
         run(presets=["sam-xxl"])
+
+
+def test_sam_processor_validates_prompts(tmp_path):
+    from transformers import AutoProcessor
+
+    import evit_hf  # noqa: F401  (registers AutoProcessor)
+    from evit_hf.models.efficientvit.processing_efficientvit_sam import EfficientViTSamProcessor
+
+    config = tiny_sam_config()
+    processor = EfficientViTSamProcessor(EfficientViTSamImageProcessor.for_config(config))
+    image = Image.fromarray(np.zeros((90, 120, 3), dtype=np.uint8))
+    inputs = processor(image, input_points=[[[[60, 45]]]], return_tensors="pt")
+    assert inputs["input_points"].shape == (1, 1, 1, 2)
+    with pytest.raises(ValueError, match="outside"):
+        processor(image, input_points=[[[[500, 45]]]])
+    with pytest.raises(ValueError, match="without `input_points`"):
+        processor(image, input_labels=[[[1]]])
+    with pytest.raises(ValueError, match="outside"):
+        processor(image, input_boxes=[[[0, 0, 130, 50]]])
+    EfficientViTSamModel(config).save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert isinstance(AutoProcessor.from_pretrained(tmp_path), EfficientViTSamProcessor)

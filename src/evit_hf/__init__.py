@@ -13,10 +13,13 @@ from .models.efficientvit import (
     EfficientViTConfig,
     EfficientViTForImageClassification,
     EfficientViTForSemanticSegmentation,
+    EfficientViTImageProcessor,
     EfficientViTModel,
     EfficientViTPreTrainedModel,
     EfficientViTSamConfig,
+    EfficientViTSamImageProcessor,
     EfficientViTSamModel,
+    EfficientViTSamProcessor,
     EfficientViTSegImageProcessor,
 )
 from .registration import register
@@ -38,6 +41,9 @@ __all__ = [
     "EfficientViTSamModel",
     "EfficientViTForSemanticSegmentation",
     "EfficientViTSegImageProcessor",
+    "EfficientViTImageProcessor",
+    "EfficientViTSamImageProcessor",
+    "EfficientViTSamProcessor",
     "register",
     "__version__",
 ]

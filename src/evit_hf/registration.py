@@ -10,6 +10,7 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForMaskGeneration,
     AutoModelForSemanticSegmentation,
+    AutoProcessor,
 )
 
 from .models.efficientvit import (
@@ -22,24 +23,20 @@ from .models.efficientvit import (
     EfficientViTSamModel,
 )
 
-try:  # the PIL-backend processors need transformers >= 5
+try:  # the PIL-backend image processors need transformers >= 5
     from .models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
-except ImportError:  # transformers 4.57: models still work, processors are unavailable
-    EfficientViTImageProcessor = None
-try:
+    from .models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
     from .models.efficientvit.image_processing_efficientvit_seg import EfficientViTSegImageProcessor
-except ImportError:  # transformers 4.57
-    EfficientViTSegImageProcessor = None
+    from .models.efficientvit.processing_efficientvit_sam import EfficientViTSamProcessor
+
+    HAS_PROCESSORS = True
+except ImportError:  # transformers 4.57: the models work, the processors are unavailable
+    HAS_PROCESSORS = False
 
 # One config class maps to one processor class (the classification one). The segmentation processor is
 # registered under its own key, so `AutoImageProcessor.from_pretrained(folder)` finds it by the
 # `image_processor_type` of the folder's preprocessor_config.json.
 SEGMENTATION_PROCESSOR_KEY = "efficientvit_seg"
-
-try:  # the PIL-backend processors need transformers >= 5
-    from .models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
-except ImportError:  # transformers 4.57
-    EfficientViTSamImageProcessor = None
 
 # Per config class: Auto class name -> model class (saved folders list the same in `hub_auto_map`).
 AUTO_MODEL_CLASSES: dict[type, dict[str, type]] = {
@@ -70,17 +67,15 @@ def register() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_name, model_class in models.items():
             _AUTO_CLASSES[auto_name].register(config_class, model_class, exist_ok=True)
-    if EfficientViTSamImageProcessor is not None:
-        AutoImageProcessor.register(
-            EfficientViTSamConfig, image_processor_classes={"pil": EfficientViTSamImageProcessor}, exist_ok=True
-        )
-    if EfficientViTImageProcessor is not None:
-        AutoImageProcessor.register(
-            EfficientViTConfig, image_processor_classes={"pil": EfficientViTImageProcessor}, exist_ok=True
-        )
-    if EfficientViTSegImageProcessor is not None:
-        AutoImageProcessor.register(
-            SEGMENTATION_PROCESSOR_KEY,
-            image_processor_classes={"pil": EfficientViTSegImageProcessor},
-            exist_ok=True,
-        )
+    if not HAS_PROCESSORS:
+        return
+    AutoImageProcessor.register(
+        EfficientViTSamConfig, image_processor_classes={"pil": EfficientViTSamImageProcessor}, exist_ok=True
+    )
+    AutoProcessor.register(EfficientViTSamConfig, EfficientViTSamProcessor, exist_ok=True)
+    AutoImageProcessor.register(
+        EfficientViTConfig, image_processor_classes={"pil": EfficientViTImageProcessor}, exist_ok=True
+    )
+    AutoImageProcessor.register(
+        SEGMENTATION_PROCESSOR_KEY, image_processor_classes={"pil": EfficientViTSegImageProcessor}, exist_ok=True
+    )

@@ -12,9 +12,13 @@ from .modeling_efficientvit_sam import EfficientViTSamModel, EfficientViTSamPreT
 from .modeling_efficientvit_seg import EfficientViTForSemanticSegmentation, EfficientViTSegmentationHead
 
 try:  # PIL-backend processors need transformers >= 5
+    from .image_processing_efficientvit import EfficientViTImageProcessor
+    from .image_processing_efficientvit_sam import EfficientViTSamImageProcessor
     from .image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+    from .processing_efficientvit_sam import EfficientViTSamProcessor
 except ImportError:  # transformers 4.57: the models work, the processors are unavailable
-    EfficientViTSegImageProcessor = None
+    EfficientViTImageProcessor = EfficientViTSamImageProcessor = EfficientViTSegImageProcessor = None
+    EfficientViTSamProcessor = None
 
 __all__ = [
     "PRESETS",
@@ -31,4 +35,7 @@ __all__ = [
     "EfficientViTForSemanticSegmentation",
     "EfficientViTSegmentationHead",
     "EfficientViTSegImageProcessor",
+    "EfficientViTImageProcessor",
+    "EfficientViTSamImageProcessor",
+    "EfficientViTSamProcessor",
 ]

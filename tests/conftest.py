@@ -14,7 +14,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "original"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (torchvision_placeholder)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (placeholder_torchvision)
 
 
 def _formula():

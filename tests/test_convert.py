@@ -83,9 +83,9 @@ def test_corrupt_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def efficientsam_backbones():
-    import torchvision_placeholder
+    import placeholder_torchvision
 
-    torchvision_placeholder.install()
+    placeholder_torchvision.install()
     from efficientsam.models.efficientvit import backbone
 
     return backbone
@@ -110,9 +110,9 @@ def test_efficientsam_backbone_parity(preset, efficientsam_backbones):
 
 @pytest.mark.parametrize("name", ["b0", "b1", "b2", "b3", "l1", "l2", "l3"])
 def test_timm_parity(name):
-    import torchvision_placeholder
+    import placeholder_torchvision
 
-    torchvision_placeholder.install()
+    placeholder_torchvision.install()
     import timm
 
     torch.manual_seed(0)

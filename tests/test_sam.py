@@ -125,9 +125,9 @@ def _random_state_dict(reference: torch.nn.Module, seed: int = 0) -> dict[str, t
 
 
 def _efficientsam(case: str) -> torch.nn.Module:
-    import torchvision_placeholder
+    import placeholder_torchvision
 
-    torchvision_placeholder.install()
+    placeholder_torchvision.install()
     from efficientsam.models.efficientvit import sam as reference_sam
     from efficientsam.models.nn.norm import set_norm_eps
 

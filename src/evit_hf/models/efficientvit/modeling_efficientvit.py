@@ -201,6 +201,19 @@ def relu_linear_attention(qkv: torch.Tensor, head_dim: int, eps: float) -> torch
     return out.to(qkv.dtype).reshape(batch, -1, height, width)
 
 
+def resize_bicubic(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bicubic resize (align_corners=False) to `size`, computed in fp32 with autocast off, cast back.
+
+    Returns `x` itself when it already has that size (bicubic resizing to the same size is the identity).
+    """
+    size = tuple(int(s) for s in size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    with _autocast_disabled(x):
+        out = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
+    return out.to(x.dtype)
+
+
 class MultiScaleAggregation(nn.Module):
     """Aggregates neighbouring tokens of q, k and v: depthwise kxk conv, then a grouped 1x1 conv per head."""
 

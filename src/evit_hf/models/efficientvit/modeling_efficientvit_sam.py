@@ -12,7 +12,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.models.sam.modeling_sam import (
@@ -30,22 +29,10 @@ from .modeling_efficientvit import (
     EfficientViTEncoder,
     FusedMBConv,
     RemoteCodeMixin,
-    _autocast_disabled,
     check_pixel_values,
     init_module_weights,
+    resize_bicubic,
 )
-
-
-def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize (align_corners=False) computed in fp32 with autocast off, cast back to `x`'s dtype.
-
-    A map that already has the target size is returned as is (bicubic resampling at scale 1 is the identity).
-    """
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    with _autocast_disabled(x):
-        out = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
-    return out.to(x.dtype)
 
 
 class EfficientViTSamNeck(nn.Module):
@@ -327,5 +314,4 @@ __all__ = [
     "EfficientViTSamNeck",
     "EfficientViTSamPreTrainedModel",
     "EfficientViTSamVisionEncoder",
-    "resize_bicubic",
 ]

@@ -21,22 +21,9 @@ from .modeling_efficientvit import (
     EfficientViTPreTrainedModel,
     FusedMBConv,
     MBConv,
-    _autocast_disabled,
     check_pixel_values,
+    resize_bicubic,
 )
-
-
-def upsample_bicubic(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Bicubic resize (align_corners=False) to `size`, computed in fp32 with autocast off, cast back.
-
-    Returns `x` itself when it already has that size (bicubic resizing to the same size is the identity).
-    """
-    size = tuple(int(s) for s in size)
-    if tuple(x.shape[-2:]) == size:
-        return x
-    with _autocast_disabled(x):
-        out = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
-    return out.to(x.dtype)
 
 
 def _stage_index(config: EfficientViTConfig, name: str) -> int:
@@ -83,7 +70,7 @@ class EfficientViTSegmentationHead(nn.Module):
         inputs = [features[i] for i in self.in_indices]
         # Use the finest map's size (not scale factors) so odd feature sizes still line up.
         target = max((x.shape[-2:] for x in inputs), key=lambda s: s[0] * s[1])
-        projected = [upsample_bicubic(proj(x), target) for proj, x in zip(self.projections, inputs)]
+        projected = [resize_bicubic(proj(x), target) for proj, x in zip(self.projections, inputs)]
         # The original's recursive "add" merge: f0 + (f1 + (f2 + ...)).
         x = projected[-1]
         for feature in reversed(projected[:-1]):
@@ -110,7 +97,7 @@ def semantic_segmentation_loss(
         raise ValueError(f"`labels` has batch size {labels.shape[0]} but the logits have {logits.shape[0]}.")
     if labels.is_floating_point():
         raise ValueError(f"`labels` must be an integer tensor of class indices, got {labels.dtype}.")
-    upsampled = upsample_bicubic(logits, labels.shape[-2:]).float()
+    upsampled = resize_bicubic(logits, labels.shape[-2:]).float()
     ignore = config.semantic_loss_ignore_index
     if config.num_labels > 1:
         valid = labels[labels != ignore]
@@ -175,4 +162,4 @@ class EfficientViTForSemanticSegmentation(EfficientViTPreTrainedModel):
         return SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=None)
 
 
-__all__ = ["EfficientViTSegmentationHead", "EfficientViTForSemanticSegmentation", "upsample_bicubic"]
+__all__ = ["EfficientViTSegmentationHead", "EfficientViTForSemanticSegmentation"]

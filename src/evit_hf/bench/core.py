@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
@@ -32,25 +33,18 @@ def time_callable(
 
 
 def count_macs(model: nn.Module, *inputs_shape: tuple[int, ...], **kwargs) -> float:
-    """Forward multiply-accumulates (FLOPs / 2) of convs, matmuls and linears, counted on the meta device."""
+    """Forward multiply-accumulates (FLOPs / 2) of convs, matmuls and linears, counted on the meta device.
+
+    A model already on the meta device is used as is; any other is copied there (its weights stay put).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
-    meta_model = model.to_empty(device="meta") if _is_meta(model) else _meta_copy(model)
+    on_meta = next(model.parameters()).device.type == "meta"
+    meta_model = model if on_meta else copy.deepcopy(model).to(device="meta")
     inputs = [torch.empty(shape, device="meta") for shape in inputs_shape]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         meta_model(*inputs, **kwargs)
     return counter.get_total_flops() / 2
-
-
-def _is_meta(model: nn.Module) -> bool:
-    return next(model.parameters()).device.type == "meta"
-
-
-def _meta_copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    clone = copy.deepcopy(model)
-    return clone.to(device="meta")
 
 
 def count_parameters(model: nn.Module) -> int:

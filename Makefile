@@ -18,11 +18,11 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(PIP) $(TORCH)
-	$(PIP) -e .
+	$(PIP) -e ".[train]"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[train,test]"
 	$(PIP) --no-deps $(REFERENCES)
 	touch $@
 
@@ -49,7 +49,7 @@ $(COMPAT)/.installed: pyproject.toml
 
 test-compat: $(COMPAT)/.installed
 	$(COMPAT)/bin/python -m pytest -q -m "not slow" tests/test_model.py tests/test_convert.py \
-		tests/test_segmentation.py tests/test_sam.py -k "not timm and not efficientsam"
+		tests/test_segmentation.py tests/test_sam.py tests/test_sr.py -k "not timm and not efficientsam"
 
 test: lint test-main test-compat
 

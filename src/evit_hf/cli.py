@@ -1,4 +1,4 @@
-"""The `evit-hf` command line: one subcommand per job (demo, convert, bench, segment, sam)."""
+"""The `evit-hf` command line: one subcommand per job (demo, convert, bench, segment, sam, make-dataset, ...)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "convert", "bench", "segment", "sam")
+COMMANDS = ("demo", "convert", "bench", "segment", "sam", "upscale", "make-dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evit-hf", description="EfficientViT as Hugging Face models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
+        module_name = f"evit_hf.commands.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"evit_hf.commands.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name != f"evit_hf.commands.{name}":
+            if err.name != module_name:
                 raise
             continue
         module.register(subparsers)

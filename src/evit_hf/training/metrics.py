@@ -1,0 +1,112 @@
+"""Evaluation metrics computed in-package (the `evaluate` Hub metric scripts cannot be fetched offline).
+
+Each metric keeps integer counts (a confusion matrix, hit counts) that are summed across processes before
+`compute`, so a distributed evaluation gives exactly the single-process numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+class SegmentationMetrics:
+    """Confusion-matrix mIoU, per-class IoU and pixel accuracy, ignoring `ignore_index` pixels.
+
+    Classes that never occur in the labels nor the predictions (union 0) are left out of the mean, as in
+    mmsegmentation; they show as `nan` in the per-class table.
+    """
+
+    def __init__(self, num_labels: int, ignore_index: int = 255, id2label: dict[int, str] | None = None) -> None:
+        if num_labels < 1:
+            raise ValueError(f"num_labels must be positive, got {num_labels}.")
+        self.num_labels = num_labels
+        self.ignore_index = ignore_index
+        self.id2label = id2label or {i: str(i) for i in range(num_labels)}
+        self.confusion = torch.zeros(num_labels, num_labels, dtype=torch.int64)
+
+    def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add (batch, H, W) predicted and true class maps of the same size."""
+        if predictions.shape != labels.shape:
+            raise ValueError(f"predictions {tuple(predictions.shape)} and labels {tuple(labels.shape)} differ.")
+        valid = labels != self.ignore_index
+        truth = labels[valid].long().cpu()
+        predicted = predictions[valid].long().cpu()
+        if truth.numel() and (truth.min() < 0 or truth.max() >= self.num_labels):
+            raise ValueError(f"labels must lie in [0, {self.num_labels}) or equal {self.ignore_index}.")
+        index = truth * self.num_labels + predicted
+        self.confusion += torch.bincount(index, minlength=self.num_labels**2).view(self.num_labels, self.num_labels)
+
+    def counts(self) -> torch.Tensor:
+        return self.confusion
+
+    def load_counts(self, counts: torch.Tensor) -> None:
+        self.confusion = counts.to(torch.int64).cpu()
+
+    def compute(self) -> dict[str, Any]:
+        """`mean_iou`, `pixel_accuracy`, `mean_accuracy` and `per_class_iou` (`{label: iou}`)."""
+        confusion = self.confusion.double()
+        true_positive = confusion.diag()
+        labelled = confusion.sum(1)
+        union = labelled + confusion.sum(0) - true_positive
+        iou = torch.where(union > 0, true_positive / union.clamp_min(1), torch.full_like(union, math.nan))
+        accuracy = torch.where(labelled > 0, true_positive / labelled.clamp_min(1), torch.full_like(union, math.nan))
+        total = labelled.sum()
+        return {
+            "mean_iou": float(iou.nanmean()) if (union > 0).any() else math.nan,
+            "mean_accuracy": float(accuracy.nanmean()) if (labelled > 0).any() else math.nan,
+            "pixel_accuracy": float(true_positive.sum() / total) if total > 0 else math.nan,
+            "per_class_iou": {self.id2label.get(i, str(i)): float(iou[i]) for i in range(self.num_labels)},
+        }
+
+    def table(self) -> str:
+        """A per-class IoU table (markdown) ending with the mean."""
+        results = self.compute()
+        width = max(len("class"), *(len(name) for name in results["per_class_iou"]))
+        lines = [f"| {'class':<{width}} | IoU (%) |", f"|{'-' * (width + 2)}|--------:|"]
+        for name, value in results["per_class_iou"].items():
+            shown = "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+            lines.append(f"| {name:<{width}} | {shown:>7} |")
+        lines.append(f"| {'**mean**':<{width}} | {100 * results['mean_iou']:>7.2f} |")
+        return "\n".join(lines)
+
+
+class ClassificationMetrics:
+    """Top-1 and top-5 accuracy over integer class labels."""
+
+    def __init__(self, num_labels: int) -> None:
+        self.num_labels = num_labels
+        self.hits = torch.zeros(3, dtype=torch.int64)  # top-1 hits, top-5 hits, samples
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add (batch, num_labels) logits and (batch,) labels."""
+        k = min(5, logits.shape[-1])
+        top = logits.topk(k, dim=-1).indices.cpu()
+        labels = labels.cpu().view(-1, 1)
+        self.hits += torch.tensor(
+            [int((top[:, :1] == labels).sum()), int((top == labels).any(-1).sum()), labels.shape[0]]
+        )
+
+    def counts(self) -> torch.Tensor:
+        return self.hits
+
+    def load_counts(self, counts: torch.Tensor) -> None:
+        self.hits = counts.to(torch.int64).cpu()
+
+    def compute(self) -> dict[str, Any]:
+        top1, top5, total = (int(v) for v in self.hits)
+        if total == 0:
+            return {"top1_accuracy": math.nan, "top5_accuracy": math.nan, "samples": 0}
+        return {"top1_accuracy": top1 / total, "top5_accuracy": top5 / total, "samples": total}
+
+    def table(self) -> str:
+        results = self.compute()
+        return (
+            f"| metric | value |\n|---|---:|\n| top-1 (%) | {100 * results['top1_accuracy']:.2f} |\n"
+            f"| top-5 (%) | {100 * results['top5_accuracy']:.2f} |\n| samples | {results['samples']} |"
+        )
+
+
+__all__ = ["SegmentationMetrics", "ClassificationMetrics"]

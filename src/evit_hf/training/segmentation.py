@@ -1,0 +1,200 @@
+"""Semantic segmentation training: `accelerate launch training/seg.py [--config recipe.yaml] [--field value ...]`.
+
+Defaults train a fresh B0-sized model on the built-in synthetic dataset (generated on first use), so the
+command works offline as is. Recipes in `configs/train/` set up Cityscapes and ADE20K fine-tuning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .arguments import TrainingArguments, parse_arguments
+from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
+from .metrics import SegmentationMetrics
+from .trainer import Trainer, TrainingTask
+from .transforms import label_map, segmentation_eval_transform, segmentation_train_transform
+
+DEFAULT_PRESET = "seg-b0-cityscapes"
+
+
+@dataclass
+class SegmentationArguments(TrainingArguments):
+    """Train an EfficientViT-Seg model on a streamed segmentation dataset (image + class-map columns)."""
+
+    # Defaults: the offline synthetic demo (configs/train/seg-synthetic.yaml); real datasets use a recipe.
+    num_epochs: int = field(default=3, metadata={"help": "passes over the training split"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW)"})
+    label_column: str = field(default="annotation", metadata={"help": "column holding the segmentation maps"})
+    num_labels: int | None = field(default=None, metadata={
+        "help": "number of classes (default: from id2label.json beside the data, or the model's own labels)"})
+    id2label_file: str | None = field(default=None, metadata={
+        "help": "JSON file {id: name} of the classes (default: id2label.json in the dataset folder or repo)"})
+    crop_size: list[int] = field(default_factory=lambda: [128, 128], metadata={
+        "help": "training crop height and width (one value: square)", "nargs": "+"})
+    scale_range: list[float] = field(default_factory=lambda: [0.75, 1.5], metadata={
+        "help": "random scale range applied to the base size", "nargs": 2})
+    train_short_side: int | None = field(default=None, metadata={
+        "help": "base size: the short side images are scaled to before the random scale (default: as stored)"})
+    eval_short_side: int | None = field(default=None, metadata={
+        "help": "resize the evaluation images' short side to this (labels nearest; default: as stored)"})
+    reduce_labels: bool = field(default=False, metadata={
+        "help": "map class 0 to the ignore index and shift the others down (ADE20K's 'other' class)"})
+    ignore_index: int = field(default=255, metadata={"help": "label value ignored by the loss and the metrics"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.crop_size) == 1:
+            self.crop_size = [self.crop_size[0]] * 2
+        if len(self.crop_size) != 2 or min(self.crop_size) < 32:
+            raise ValueError(f"crop_size must be one or two sizes of at least 32, got {self.crop_size}.")
+        if any(size % 32 for size in self.crop_size):
+            raise ValueError(f"crop_size must be a multiple of 32 (the model stride), got {self.crop_size}.")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}.")
+
+
+def _read_id2label(path: str | Path) -> dict[int, str]:
+    data = json.loads(Path(path).read_text())
+    return {int(k): str(v) for k, v in data.items()}
+
+
+class SegmentationTask(TrainingTask):
+    metric_name = "mean_iou"
+    args: SegmentationArguments
+
+    def __init__(self, args: SegmentationArguments) -> None:
+        super().__init__(args)
+        self.id2label: dict[int, str] | None = None
+
+    def _dataset_path(self) -> str:
+        return str(synthetic_segmentation_dir()) if self.args.dataset == SYNTHETIC else self.args.dataset
+
+    def load_datasets(self):
+        args = self.args
+        source = self._dataset_path()
+        columns = {args.image_column: "image", args.label_column: "label"}
+        train = rename_columns(load_split(source, args.train_split, config_name=args.dataset_config,
+                                          streaming=args.streaming), columns)
+        evaluation = None
+        if args.eval_split:
+            evaluation = rename_columns(load_split(source, args.eval_split, config_name=args.dataset_config,
+                                                   streaming=args.streaming), columns)
+        self.id2label = self._find_labels(source)
+        return train, evaluation
+
+    def _find_labels(self, source: str) -> dict[int, str] | None:
+        args = self.args
+        if args.id2label_file:
+            return _read_id2label(args.id2label_file)
+        local = Path(source)
+        if local.is_dir() and (local / "id2label.json").is_file():
+            labels = _read_id2label(local / "id2label.json")
+        elif not local.exists() and "/" in source and not source.endswith(".parquet"):
+            labels = None
+            try:  # Hub datasets often ship id2label.json next to the data (works offline once cached)
+                from huggingface_hub import hf_hub_download
+
+                labels = _read_id2label(hf_hub_download(source, "id2label.json", repo_type="dataset"))
+            except Exception:  # noqa: BLE001 - absent file, no network: fall back to num_labels / the model
+                labels = None
+        else:
+            labels = None
+        if labels is not None and args.num_labels is not None and args.num_labels != len(labels):
+            raise ValueError(f"--num_labels {args.num_labels} disagrees with the {len(labels)} classes in id2label.")
+        if labels is None and args.num_labels is not None:
+            labels = {i: f"class_{i}" for i in range(args.num_labels)}
+        return labels
+
+    def build_model(self, train_dataset):
+        from ..models.efficientvit import EfficientViTConfig, EfficientViTForSemanticSegmentation
+
+        args, id2label = self.args, self.id2label
+        labels = {} if id2label is None else {
+            "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+        if args.model_name_or_path is None:
+            if id2label is None:
+                raise ValueError("Cannot tell the number of classes: pass --num_labels or --id2label_file, or put "
+                                 "an id2label.json beside the data.")
+            config = EfficientViTConfig.from_preset(args.preset or DEFAULT_PRESET, **labels)
+            return EfficientViTForSemanticSegmentation(config)
+        if args.preset:  # a preset's head on weights from a (e.g. classification) checkpoint
+            config = EfficientViTConfig.from_preset(args.preset, **labels)
+        else:
+            config = EfficientViTConfig.from_pretrained(args.model_name_or_path, **labels)
+        model, info = EfficientViTForSemanticSegmentation.from_pretrained(
+            args.model_name_or_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True)
+        reinitialised = sorted({key.rsplit(".", 1)[0] for key in [*info["missing_keys"],
+                                                                   *(k for k, *_ in info["mismatched_keys"])]})
+        if reinitialised:
+            print(f"Loaded {args.model_name_or_path} for {config.num_labels} classes; newly initialised (to be "
+                  f"trained): {', '.join(reinitialised[:8])}{' ...' if len(reinitialised) > 8 else ''}", flush=True)
+        return model
+
+    def _labels(self, example: dict[str, Any]) -> np.ndarray:
+        return label_map(example["label"], self.args.reduce_labels, self.args.ignore_index)
+
+    def train_sample(self, example, rng):
+        args = self.args
+        pixels, labels = segmentation_train_transform(
+            example["image"], self._labels(example), rng, crop_size=tuple(args.crop_size),
+            scale_range=tuple(args.scale_range), base_short_side=args.train_short_side, ignore_index=args.ignore_index,
+        )
+        return {"pixel_values": pixels, "labels": labels}
+
+    def eval_sample(self, example):
+        pixels, labels = segmentation_eval_transform(
+            example["image"], self._labels(example), short_side=self.args.eval_short_side,
+            ignore_index=self.args.ignore_index,
+        )
+        return {"pixel_values": pixels, "labels": labels}
+
+    def collate(self, samples):
+        """Stack samples, padding different sizes to the largest (image zeros, labels ignored)."""
+        height = max(s["pixel_values"].shape[1] for s in samples)
+        width = max(s["pixel_values"].shape[2] for s in samples)
+        pixels = torch.zeros(len(samples), 3, height, width)
+        labels = torch.full((len(samples), height, width), self.args.ignore_index, dtype=torch.long)
+        for i, sample in enumerate(samples):
+            _, h, w = sample["pixel_values"].shape
+            pixels[i, :, :h, :w] = torch.from_numpy(sample["pixel_values"])
+            labels[i, :h, :w] = torch.from_numpy(sample["labels"])
+        return {"pixel_values": pixels, "labels": labels}
+
+    def new_metrics(self, model):
+        return SegmentationMetrics(model.config.num_labels, self.args.ignore_index, model.config.id2label)
+
+    def update_metrics(self, model, batch, metrics):
+        from ..models.efficientvit.modeling_efficientvit import resize_bicubic
+
+        logits = model(pixel_values=batch["pixel_values"]).logits
+        predictions = resize_bicubic(logits.float(), batch["labels"].shape[-2:]).argmax(1)
+        metrics.update(predictions, batch["labels"])
+
+    def image_processor(self, model):
+        from .. import EfficientViTSegImageProcessor
+
+        if EfficientViTSegImageProcessor is None:  # transformers 4.57: no PIL backend
+            return None
+        short_side = self.args.eval_short_side or min(self.args.crop_size)
+        return EfficientViTSegImageProcessor(size={"shortest_edge": short_side},
+                                             do_reduce_labels=self.args.reduce_labels)
+
+
+def train_segmentation(args: SegmentationArguments) -> dict[str, Any]:
+    """Train as `args` says and return the final evaluation results."""
+    return Trainer(SegmentationTask(args), args).train()
+
+
+def main(argv: list[str] | None = None) -> int:
+    train_segmentation(parse_arguments(SegmentationArguments, argv))
+    return 0
+
+
+__all__ = ["SegmentationArguments", "SegmentationTask", "train_segmentation", "main"]

@@ -1,0 +1,225 @@
+"""Training runs as a user launches them: `python training/X.py`, `accelerate launch` on 2 CPU processes,
+a run killed and resumed, fine-tuning with another number of classes, and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SEG = ["--crop_size", "64", "--scale_range", "0.75", "1.25", "--progress", "false", "--id_column", "id"]
+
+
+@pytest.fixture(scope="module")
+def tiny_seg(tmp_path_factory) -> Path:
+    from evit_hf.data.synthetic import write_synthetic_segmentation
+
+    root = tmp_path_factory.mktemp("seg-data")
+    # 21 samples in 4 shards (6, 5, 5, 5): two processes get whole shards, 11 and 10 samples.
+    write_synthetic_segmentation(root, num_train=21, num_validation=6, image_size=64, num_shards=4, progress=False)
+    return root
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    return {**env, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def _train(script: str, *args: str, launcher: list[str] | None = None, env: dict | None = None, timeout=300):
+    command = [*(launcher or [sys.executable]), str(REPO / "training" / script), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env or _env(), timeout=timeout, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def _log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_seg_training_learns_and_saves_a_loadable_model(tiny_seg, tmp_path):
+    out = tmp_path / "run"
+    _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "6", "--batch_size", "4",
+           "--learning_rate", "3e-3", "--logging_steps", "1", *SEG)
+    losses = [record["loss"] for record in _log(out) if "loss" in record]
+    assert len(losses) == 36  # 6 epochs x ceil(21 / 4) steps
+    assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:6]), losses
+    results = json.loads((out / "eval_results.json").read_text())
+    assert 0.0 < results["mean_iou"] <= 1.0 and set(results["per_class_iou"]) == {
+        "background", "disk", "rectangle", "triangle", "ring"}
+    assert results["global_step"] == 36
+    from transformers import AutoModelForSemanticSegmentation, pipeline
+
+    model = AutoModelForSemanticSegmentation.from_pretrained(out)
+    assert model.config.num_labels == 5 and model.config.id2label[4] == "ring"
+    from datasets import load_dataset
+
+    sample = next(iter(load_dataset(str(tiny_seg), split="validation", streaming=True)))
+    segments = pipeline("image-segmentation", model=str(out))(sample["image"])
+    assert {s["label"] for s in segments} <= {"background", "disk", "rectangle", "triangle", "ring"}
+    assert all(s["mask"].size == sample["image"].size for s in segments)
+
+
+def test_two_processes_see_every_sample_exactly_once(tiny_seg, tmp_path):
+    """A real 2-process gloo run on shares of 11 and 10 samples: nothing lost, nothing seen twice, no hang."""
+    out = tmp_path / "ddp"
+    # `python -m accelerate.commands.launch` is `accelerate launch`; the console script imports timm when it is
+    # installed, and the test environment has timm without torchvision.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(29400 + os.getpid() % 500)]
+    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "2",
+                    "--batch_size", "2", "--gradient_accumulation_steps", "2", "--log_sample_ids", *SEG,
+                    launcher=launcher, env=_env(ACCELERATE_USE_CPU="true"))
+    assert "Training on 2 process(es) (MULTI_CPU" in result.stdout
+    expected = sorted(f"train-{i:06d}" for i in range(21))
+    for epoch in range(2):
+        ranks = [(out / "samples" / f"epoch{epoch}-rank{r}.txt").read_text().split() for r in range(2)]
+        assert sorted(len(ids) for ids in ranks) == [10, 11]
+        assert sorted(ranks[0] + ranks[1]) == expected  # each sample exactly once per epoch
+    results = json.loads((out / "eval_results.json").read_text())
+    # ceil(11 / 2) = 6 micro-batches per epoch (the shorter share joins its last one with weight 0), 2 per step
+    assert results["global_step"] == 6
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_seg, tmp_path):
+    common = ["--dataset", str(tiny_seg), "--num_epochs", "4", "--batch_size", "3", "--checkpointing_steps", "3",
+              "--learning_rate", "3e-3", "--preprocessing_threads", "1", *SEG]
+    straight = tmp_path / "straight"
+    _train("seg.py", "--output_dir", str(straight), *common)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(killed),
+                                *common], env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = killed / "checkpoints" / "checkpoint-9"  # mid-epoch 2 (7 steps per epoch)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (killed / "eval_results.json").exists(), "the run was not killed mid-way"
+
+    _train("seg.py", "--output_dir", str(killed), "--resume_from_checkpoint", "latest", *common)
+    a = json.loads((straight / "eval_results.json").read_text())
+    b = json.loads((killed / "eval_results.json").read_text())
+    assert b["global_step"] == a["global_step"] == 28
+    assert b["mean_iou"] == pytest.approx(a["mean_iou"], abs=1e-9)
+    assert b["per_class_iou"] == pytest.approx(a["per_class_iou"], abs=1e-9, nan_ok=True)
+    from safetensors.torch import load_file
+
+    weights_a, weights_b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert max(float((weights_a[k].float() - weights_b[k].float()).abs().max()) for k in weights_a) < 1e-6
+
+
+def test_finetune_from_a_checkpoint_with_other_classes(tiny_seg, tmp_path):
+    from evit_hf.models.efficientvit import (
+        EfficientViTConfig,
+        EfficientViTForImageClassification,
+        EfficientViTForSemanticSegmentation,
+    )
+
+    torch.manual_seed(0)
+    cityscapes = tmp_path / "seg-b0-cityscapes"
+    EfficientViTForSemanticSegmentation(EfficientViTConfig.from_preset("seg-b0-cityscapes")).save_pretrained(
+        cityscapes)
+    out = tmp_path / "finetuned"
+    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--model_name_or_path",
+                    str(cityscapes), "--max_steps", "2", "--eval_split", "none", *SEG)
+    assert "for 5 classes; newly initialised (to be trained): decode_head" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"]["4"] == "ring"
+    before = EfficientViTForSemanticSegmentation.from_pretrained(cityscapes).state_dict()
+    after = EfficientViTForSemanticSegmentation.from_pretrained(out).state_dict()
+    head = [k for k in after if k.startswith("decode_head") and after[k].ndim == 4][-1]
+    assert after[head].shape[0] == 5 and before[head].shape[0] == 19
+    # The backbone kept the checkpoint's weights (changed by two small steps only).
+    key = next(k for k in before if k.startswith("efficientvit.encoder.stages.1") and k.endswith("weight"))
+    assert torch.allclose(before[key], after[key], atol=0.05)
+
+    # A classification checkpoint (e.g. converted ImageNet weights) as the backbone of a segmentation preset.
+    classifier = tmp_path / "cls-b0"
+    EfficientViTForImageClassification(EfficientViTConfig.from_preset("b0", num_labels=10)).save_pretrained(
+        classifier)
+    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(tmp_path / "from-cls"),
+                    "--model_name_or_path", str(classifier), "--preset", "seg-b0-cityscapes", "--max_steps", "1",
+                    "--eval_split", "none", *SEG)
+    assert "newly initialised (to be trained): decode_head" in result.stdout
+    assert "efficientvit.encoder" not in result.stdout.split("newly initialised")[1].splitlines()[0]
+
+
+def _image_folder(root: Path) -> None:
+    """Two classes told apart by brightness, as an `imagefolder` dataset with train/validation splits."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 16), ("validation", 6)):
+        for label, level in (("dark", 40), ("bright", 210)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count // 2):
+                pixels = np.clip(rng.normal(level, 20, (48, 56, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def test_classification_training_on_an_image_folder(tmp_path):
+    data = tmp_path / "images"
+    _image_folder(data)
+    out = tmp_path / "cls"
+    _train("cls.py", "--dataset", str(data), "--output_dir", str(out), "--num_epochs", "4", "--batch_size", "4",
+           "--image_size", "64", "--learning_rate", "2e-3", "--logging_steps", "1", "--progress", "false",
+           "--mixed_precision", "bf16")
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["samples"] == 6 and results["top1_accuracy"] >= 0.5
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == ["bright", "dark"]
+    losses = [r["loss"] for r in _log(out) if "loss" in r]
+    assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_demo_trains_and_writes_an_overlay(tmp_path, monkeypatch, capsys):
+    from evit_hf.cli import main
+    from evit_hf.data.synthetic import write_synthetic_segmentation
+
+    monkeypatch.setenv("EVIT_HF_HOME", str(tmp_path / "home"))
+    write_synthetic_segmentation(tmp_path / "home" / "synthetic-seg", num_train=12, num_validation=4, image_size=64,
+                                 num_shards=2, progress=False)
+    assert main(["demo", "--presets", "b0", "--budget", "0.05", "--out", str(tmp_path / "demo"),
+                 "--train-steps", "3"]) == 0
+    output = capsys.readouterr().out
+    assert "Held-out mIoU" in output and "(3 steps)" in output
+    overlay = Image.open(tmp_path / "demo" / "overlay.png")
+    assert overlay.height == 256 and overlay.width > 256  # the image plus the legend
+
+
+def test_push_to_hub_uploads_the_final_folder(tiny_seg, tmp_path, monkeypatch):
+    """`--push_to_hub` creates the repo and uploads the saved model (Hub API mocked: no network)."""
+    import huggingface_hub
+
+    from evit_hf.training.segmentation import SegmentationArguments, train_segmentation
+
+    calls = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, exist_ok=False):
+            calls["create"] = (repo_id, exist_ok)
+            return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+        def upload_folder(self, repo_id, folder_path, ignore_patterns, commit_message):
+            calls["upload"] = (repo_id, sorted(p.name for p in Path(folder_path).iterdir()), ignore_patterns)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    out = tmp_path / "pushed"
+    train_segmentation(SegmentationArguments(
+        dataset=str(tiny_seg), output_dir=str(out), max_steps=1, eval_split=None, crop_size=[64],
+        push_to_hub=True, hub_model_id="me/efficientvit-seg-synthetic", progress=False))
+    assert calls["create"] == ("me/efficientvit-seg-synthetic", True)
+    repo_id, files, ignored = calls["upload"]
+    assert repo_id == "me/efficientvit-seg-synthetic" and "checkpoints/*" in ignored
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_efficientvit.py"} <= set(files)

@@ -1,0 +1,12 @@
+"""Train EfficientViT-Seg: `accelerate launch training/seg.py [--config configs/train/X.yaml] [--field value ...]`.
+
+With no arguments it trains a B0-sized model from scratch on the built-in synthetic dataset (offline).
+`python training/seg.py --help` lists every field.
+"""
+
+import sys
+
+from evit_hf.training.segmentation import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """`evit-hf make-dataset KIND --out DIR`: write a built-in synthetic dataset so training works offline.
 
-Each kind maps to a writer in `evit_hf.data.synthetic` and a line telling how to train on the result. The
-only kind for now is `synthetic-seg` (shapes semantic segmentation, parquet shards + `id2label.json`).
+Each kind maps to a writer in `evit_hf.data` and a line telling how to train on the result: `synthetic-seg`
+(shapes semantic segmentation, parquet shards + `id2label.json`) and `skimage-photos` (real photographs for
+super-resolution). The size options apply to `synthetic-seg`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,25 @@ def _make_synthetic_seg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_skimage_photos(args: argparse.Namespace) -> int:
+    from ..data.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, write_skimage_photos
+
+    out = write_skimage_photos(args.out)
+    print(f"wrote skimage-photos dataset to {out}: train {len(TRAIN_PHOTOS)} photographs, validation (held out) "
+          f"{len(HELD_OUT_PHOTOS)}: {', '.join(HELD_OUT_PHOTOS)}")
+    print(f"train on it with:\n  accelerate launch training/sr.py --dataset {out}")
+    return 0
+
+
 # kind -> (help, maker); a maker writes the dataset from the parsed arguments and prints what it wrote.
 KINDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "synthetic-seg": (
         "shapes on textured backgrounds, 5 classes (background, disk, rectangle, triangle, ring)",
         _make_synthetic_seg,
+    ),
+    "skimage-photos": (
+        "the real photographs scikit-image ships (13 train, 3 held out), for super-resolution",
+        _make_skimage_photos,
     ),
 }
 

@@ -39,8 +39,8 @@ def synthetic_segmentation_sample(rng: np.random.Generator, size: int = 128) -> 
     A textured background (gradient, stripes, checkerboard or noise blobs), then 1-4 flat-coloured shapes
     (disk, rectangle, triangle, ring) painted in order, later ones occluding earlier ones, then mild
     per-pixel noise. Shape colours come from a hue band typical of the class (a quarter are any colour)
-    and are kept apart from the pixels around each shape. The mask is built from the same pixel sets that are painted, so it matches exactly.
-    Deterministic given the generator's state.
+    and are kept apart from the pixels around each shape. The mask is built from the same pixel sets that
+    are painted, so it matches exactly. Deterministic given the generator's state.
     """
     if size < _MIN_IMAGE_SIZE:
         raise ValueError(f"size must be at least {_MIN_IMAGE_SIZE}, got {size}.")

@@ -16,6 +16,7 @@ import torch
 from .arguments import TrainingArguments, parse_arguments
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import ClassificationMetrics
+from .models import build_labelled_model
 from .trainer import Trainer, TrainingTask
 from .transforms import classification_eval_transform, classification_train_transform
 
@@ -81,25 +82,11 @@ class ClassificationTask(TrainingTask):
         return train, evaluation
 
     def build_model(self, train_dataset):
-        from ..models.efficientvit import EfficientViTConfig, EfficientViTForImageClassification
+        from ..models.efficientvit import EfficientViTForImageClassification
 
-        args, id2label = self.args, self.id2label
-        labels = {} if id2label is None else {
-            "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-        if args.model_name_or_path is None:
-            if id2label is None:
-                raise ValueError("Cannot tell the number of classes: pass --num_labels.")
-            return EfficientViTForImageClassification(EfficientViTConfig.from_preset(args.preset or DEFAULT_PRESET,
-                                                                                     **labels))
-        config = EfficientViTConfig.from_pretrained(args.model_name_or_path, **labels)
-        model, info = EfficientViTForImageClassification.from_pretrained(
-            args.model_name_or_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True)
-        reinitialised = sorted({key.rsplit(".", 1)[0] for key in [*info["missing_keys"],
-                                                                   *(k for k, *_ in info["mismatched_keys"])]})
-        if reinitialised:
-            print(f"Loaded {args.model_name_or_path} for {config.num_labels} classes; newly initialised (to be "
-                  f"trained): {', '.join(reinitialised)}", flush=True)
-        return model
+        args = self.args
+        return build_labelled_model(EfficientViTForImageClassification, self.id2label, preset=args.preset,
+                                    default_preset=DEFAULT_PRESET, model_name_or_path=args.model_name_or_path)
 
     def _label(self, example: dict[str, Any]) -> np.int64:
         if self.args.dataset == SYNTHETIC:

@@ -31,20 +31,29 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EVIT_HF_HOME", Path.home() / ".cache" / "evit_hf"))
 
 
-def synthetic_segmentation_dir() -> Path:
-    """The built-in synthetic segmentation dataset, written (once) with its default size on first use."""
+def builtin_dataset_dir(name: str) -> Path:
+    """A built-in dataset (`synthetic-seg`, `skimage-photos`), written once with its defaults on first use."""
+    from ..data.photos import write_skimage_photos
     from ..data.synthetic import write_synthetic_segmentation
 
-    root = default_cache_dir() / "synthetic-seg"
-    if not (root / "id2label.json").is_file():
+    writers = {"synthetic-seg": write_synthetic_segmentation, "skimage-photos": write_skimage_photos}
+    if name not in writers:
+        raise ValueError(f"Unknown built-in dataset {name!r}; known: {sorted(writers)}.")
+    root = default_cache_dir() / name
+    if not (root / "README.md").is_file():
         # Written to a temporary name first so an interrupted generation is not mistaken for a dataset.
         tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-        write_synthetic_segmentation(tmp)
+        writers[name](tmp)
         try:
             tmp.rename(root)
         except OSError:  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def synthetic_segmentation_dir() -> Path:
+    """The built-in synthetic segmentation dataset (see `evit_hf.data.synthetic`)."""
+    return builtin_dataset_dir("synthetic-seg")
 
 
 def _is_data_files(spec: str) -> bool:
@@ -205,6 +214,7 @@ __all__ = [
     "SYNTHETIC",
     "ProcessStream",
     "batched",
+    "builtin_dataset_dir",
     "default_cache_dir",
     "load_split",
     "ordered_map",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -109,4 +110,53 @@ class ClassificationMetrics:
         )
 
 
-__all__ = ["SegmentationMetrics", "ClassificationMetrics"]
+class SuperResolutionMetrics:
+    """Mean PSNR and SSIM on the Y channel (border crop = scale) of the model and of bicubic upscaling."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+        self.sums = torch.zeros(5, dtype=torch.float64)  # psnr, ssim, bicubic psnr, bicubic ssim, images
+
+    def update(self, reconstruction: torch.Tensor, low_resolution: torch.Tensor, high_resolution: torch.Tensor):
+        """Add a batch: (batch, 3, H, W) model outputs and targets, (batch, 3, H/s, W/s) inputs, all in [0, 1]."""
+        from PIL import Image
+
+        from ..metrics.super_resolution import psnr_y, ssim_y
+
+        def to_uint8(x: torch.Tensor) -> np.ndarray:
+            return (x.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+        for sr, lr, hr in zip(reconstruction, low_resolution, high_resolution):
+            target = to_uint8(hr)
+            bicubic = np.asarray(Image.fromarray(to_uint8(lr)).resize(target.shape[1::-1], Image.BICUBIC))
+            output = to_uint8(sr)
+            self.sums += torch.tensor([
+                psnr_y(output, target, self.scale), ssim_y(output, target, self.scale),
+                psnr_y(bicubic, target, self.scale), ssim_y(bicubic, target, self.scale), 1.0,
+            ], dtype=torch.float64)
+
+    def counts(self) -> torch.Tensor:
+        return self.sums
+
+    def load_counts(self, counts: torch.Tensor) -> None:
+        self.sums = counts.to(torch.float64).cpu()
+
+    def compute(self) -> dict[str, Any]:
+        images = float(self.sums[4])
+        if images == 0:
+            return {"psnr_y": math.nan, "ssim_y": math.nan, "images": 0}
+        psnr, ssim, bicubic_psnr, bicubic_ssim = (float(v) / images for v in self.sums[:4])
+        return {"psnr_y": psnr, "ssim_y": ssim, "bicubic_psnr_y": bicubic_psnr, "bicubic_ssim_y": bicubic_ssim,
+                "psnr_gain_db": psnr - bicubic_psnr, "images": int(images)}
+
+    def table(self) -> str:
+        r = self.compute()
+        if not r["images"]:
+            return "no images"
+        return (f"| x{self.scale} ({r['images']} images) | PSNR-Y (dB) | SSIM-Y |\n|---|---:|---:|\n"
+                f"| bicubic | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} |\n"
+                f"| model | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} |\n"
+                f"| gain | {r['psnr_gain_db']:+.2f} | {r['ssim_y'] - r['bicubic_ssim_y']:+.4f} |")
+
+
+__all__ = ["SegmentationMetrics", "ClassificationMetrics", "SuperResolutionMetrics"]

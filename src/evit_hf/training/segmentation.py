@@ -17,6 +17,7 @@ import torch
 from .arguments import TrainingArguments, parse_arguments
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import SegmentationMetrics
+from .models import build_labelled_model
 from .trainer import Trainer, TrainingTask
 from .transforms import label_map, segmentation_eval_transform, segmentation_train_transform
 
@@ -113,29 +114,11 @@ class SegmentationTask(TrainingTask):
         return labels
 
     def build_model(self, train_dataset):
-        from ..models.efficientvit import EfficientViTConfig, EfficientViTForSemanticSegmentation
+        from ..models.efficientvit import EfficientViTForSemanticSegmentation
 
-        args, id2label = self.args, self.id2label
-        labels = {} if id2label is None else {
-            "num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-        if args.model_name_or_path is None:
-            if id2label is None:
-                raise ValueError("Cannot tell the number of classes: pass --num_labels or --id2label_file, or put "
-                                 "an id2label.json beside the data.")
-            config = EfficientViTConfig.from_preset(args.preset or DEFAULT_PRESET, **labels)
-            return EfficientViTForSemanticSegmentation(config)
-        if args.preset:  # a preset's head on weights from a (e.g. classification) checkpoint
-            config = EfficientViTConfig.from_preset(args.preset, **labels)
-        else:
-            config = EfficientViTConfig.from_pretrained(args.model_name_or_path, **labels)
-        model, info = EfficientViTForSemanticSegmentation.from_pretrained(
-            args.model_name_or_path, config=config, ignore_mismatched_sizes=True, output_loading_info=True)
-        reinitialised = sorted({key.rsplit(".", 1)[0] for key in [*info["missing_keys"],
-                                                                   *(k for k, *_ in info["mismatched_keys"])]})
-        if reinitialised:
-            print(f"Loaded {args.model_name_or_path} for {config.num_labels} classes; newly initialised (to be "
-                  f"trained): {', '.join(reinitialised[:8])}{' ...' if len(reinitialised) > 8 else ''}", flush=True)
-        return model
+        args = self.args
+        return build_labelled_model(EfficientViTForSemanticSegmentation, self.id2label, preset=args.preset,
+                                    default_preset=DEFAULT_PRESET, model_name_or_path=args.model_name_or_path)
 
     def _labels(self, example: dict[str, Any]) -> np.ndarray:
         return label_map(example["label"], self.args.reduce_labels, self.args.ignore_index)

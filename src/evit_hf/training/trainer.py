@@ -83,6 +83,10 @@ class TrainingTask(ABC):
     def update_metrics(self, model: PreTrainedModel, batch: Batch, metrics) -> None:
         """Run `model` on an evaluation batch and add it to `metrics`."""
 
+    def format_metric(self, value: float) -> str:
+        """The headline metric as printed (a fraction shown as a percentage by default)."""
+        return f"{100 * value:.2f}%"
+
     def image_processor(self, model: PreTrainedModel):
         """The image processor saved with the final model (None if unavailable)."""
         return None
@@ -373,7 +377,7 @@ class Trainer:
         if acc.is_main_process:
             headline = results.get(self.task.metric_name, math.nan)
             print(f"\nstep {self.state.global_step} (epoch {self.state.epoch}): eval {self.task.metric_name} "
-                  f"= {100 * headline:.2f}%\n{metrics.table()}", flush=True)
+                  f"= {self.task.format_metric(headline)}\n{metrics.table()}", flush=True)
         return results
 
     # ----------------------------------------------------------------------------------------- checkpoints

@@ -143,7 +143,49 @@ def classification_eval_transform(image: Image.Image, *, size: int, crop_pct: fl
     return normalize(image.crop((left, top, left + size, top + size)))
 
 
+def _to_unit(image: Image.Image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+
+def bicubic_downscale(image: Image.Image, scale: int) -> Image.Image:
+    """The SR degradation: PIL bicubic downscaling (antialiased, like MATLAB's `imresize` the benchmarks use)."""
+    return image.resize((image.width // scale, image.height // scale), Image.BICUBIC)
+
+
+def super_resolution_train_transform(
+    image: Image.Image, rng: np.random.Generator, *, patch_size: int, scale: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random high-resolution patch under one of the 8 flips/rotations, and its bicubic-downscaled input.
+
+    Returns (low-resolution (3, p/s, p/s), high-resolution (3, p, p)) float32 in [0, 1].
+    """
+    image = to_rgb(image)
+    if min(image.size) < patch_size:  # small photographs are enlarged rather than dropped
+        factor = patch_size / min(image.size)
+        image = image.resize((math.ceil(image.width * factor), math.ceil(image.height * factor)), Image.BICUBIC)
+    left = int(rng.integers(0, image.width - patch_size + 1))
+    top = int(rng.integers(0, image.height - patch_size + 1))
+    patch = image.crop((left, top, left + patch_size, top + patch_size))
+    transform = int(rng.integers(8))
+    if transform & 1:
+        patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
+    if transform >> 1:
+        patch = patch.transpose((Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270)[(transform >> 1) - 1])
+    return _to_unit(bicubic_downscale(patch, scale)), _to_unit(patch)
+
+
+def super_resolution_eval_transform(image: Image.Image, *, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole image cropped to a multiple of `scale` and its bicubic-downscaled input, in [0, 1]."""
+    image = to_rgb(image)
+    width, height = image.width - image.width % scale, image.height - image.height % scale
+    image = image.crop((0, 0, width, height))
+    return _to_unit(bicubic_downscale(image, scale)), _to_unit(image)
+
+
 __all__ = [
+    "bicubic_downscale",
+    "super_resolution_eval_transform",
+    "super_resolution_train_transform",
     "classification_eval_transform",
     "classification_train_transform",
     "label_map",

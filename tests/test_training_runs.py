@@ -194,6 +194,11 @@ def test_demo_trains_and_writes_an_overlay(tmp_path, monkeypatch, capsys):
                  "--train-steps", "3"]) == 0
     output = capsys.readouterr().out
     assert "Held-out mIoU" in output and "(3 steps)" in output
+    from evit_hf.sr_utils import has_embedded_sr_checkpoint
+
+    if has_embedded_sr_checkpoint():  # the shipped SR checkpoint upscales a held-out photo next to bicubic
+        assert "Super-resolution x2 of the held-out photograph 'chelsea'" in output
+        assert Image.open(tmp_path / "demo" / "sr_side_by_side.png").width > 900
     overlay = Image.open(tmp_path / "demo" / "overlay.png")
     assert overlay.height == 256 and overlay.width > 256  # the image plus the legend
 

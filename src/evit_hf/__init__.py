@@ -9,9 +9,11 @@ from .models.efficientvit import (
     PRESETS,
     SAM_PRESETS,
     SEGMENTATION_PRESETS,
+    SR_PRESETS,
     EfficientViTBackbone,
     EfficientViTConfig,
     EfficientViTForImageClassification,
+    EfficientViTForImageSuperResolution,
     EfficientViTForSemanticSegmentation,
     EfficientViTImageProcessor,
     EfficientViTModel,
@@ -21,6 +23,10 @@ from .models.efficientvit import (
     EfficientViTSamModel,
     EfficientViTSamProcessor,
     EfficientViTSegImageProcessor,
+    EfficientViTSRConfig,
+    EfficientViTSRImageProcessor,
+    SuperResolutionPipeline,
+    tiled_upscale,
 )
 from .registration import register
 
@@ -44,6 +50,12 @@ __all__ = [
     "EfficientViTImageProcessor",
     "EfficientViTSamImageProcessor",
     "EfficientViTSamProcessor",
+    "SR_PRESETS",
+    "EfficientViTSRConfig",
+    "EfficientViTForImageSuperResolution",
+    "EfficientViTSRImageProcessor",
+    "SuperResolutionPipeline",
+    "tiled_upscale",
     "register",
     "__version__",
 ]

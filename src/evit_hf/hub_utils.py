@@ -20,10 +20,19 @@ def save_pretrained_with_code(
     image_processor=None,
     **save_kwargs,
 ) -> Path:
-    """Save `model` (and `image_processor`) as a folder that also loads with `trust_remote_code=True`."""
+    """Save `model` (and `image_processor`) as a folder that also loads with `trust_remote_code=True`.
+
+    Super-resolution models get the default `EfficientViTSRImageProcessor` when no processor is given (their
+    pipeline needs one); their `config.json` carries the `image-super-resolution` pipeline (`custom_pipelines`).
+    """
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(save_directory, safe_serialization=True, **save_kwargs)
+    if image_processor is None and getattr(model.config, "model_type", None) == "efficientvit_sr":
+        from .models.efficientvit import EfficientViTSRImageProcessor
+
+        if EfficientViTSRImageProcessor is not None:  # transformers >= 5
+            image_processor = EfficientViTSRImageProcessor()
     if image_processor is not None:
         image_processor.save_pretrained(save_directory)
         config_path = save_directory / "preprocessor_config.json"

@@ -8,6 +8,7 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForImageToImage,
     AutoModelForMaskGeneration,
     AutoModelForSemanticSegmentation,
     AutoProcessor,
@@ -17,16 +18,20 @@ from .models.efficientvit import (
     EfficientViTBackbone,
     EfficientViTConfig,
     EfficientViTForImageClassification,
+    EfficientViTForImageSuperResolution,
     EfficientViTForSemanticSegmentation,
     EfficientViTModel,
     EfficientViTSamConfig,
     EfficientViTSamModel,
+    EfficientViTSRConfig,
 )
 
 try:  # the PIL-backend image processors need transformers >= 5
     from .models.efficientvit.image_processing_efficientvit import EfficientViTImageProcessor
     from .models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
     from .models.efficientvit.image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+    from .models.efficientvit.image_processing_efficientvit_sr import EfficientViTSRImageProcessor
+    from .models.efficientvit.pipeline_efficientvit_sr import SuperResolutionPipeline
     from .models.efficientvit.processing_efficientvit_sam import EfficientViTSamProcessor
 
     HAS_PROCESSORS = True
@@ -37,6 +42,9 @@ except ImportError:  # transformers 4.57: the models work, the processors are un
 # registered under its own key, so `AutoImageProcessor.from_pretrained(folder)` finds it by the
 # `image_processor_type` of the folder's preprocessor_config.json.
 SEGMENTATION_PROCESSOR_KEY = "efficientvit_seg"
+
+# transformers v5 removed "image-to-image" (and refuses that name even when re-registered).
+SUPER_RESOLUTION_TASK = "image-super-resolution"
 
 # Per config class: Auto class name -> model class (saved folders list the same in `hub_auto_map`).
 AUTO_MODEL_CLASSES: dict[type, dict[str, type]] = {
@@ -50,12 +58,17 @@ AUTO_MODEL_CLASSES: dict[type, dict[str, type]] = {
         "AutoModel": EfficientViTSamModel,
         "AutoModelForMaskGeneration": EfficientViTSamModel,
     },
+    EfficientViTSRConfig: {
+        "AutoModel": EfficientViTForImageSuperResolution,
+        "AutoModelForImageToImage": EfficientViTForImageSuperResolution,
+    },
 }
 
 _AUTO_CLASSES = {
     "AutoModel": AutoModel,
     "AutoBackbone": AutoBackbone,
     "AutoModelForImageClassification": AutoModelForImageClassification,
+    "AutoModelForImageToImage": AutoModelForImageToImage,
     "AutoModelForMaskGeneration": AutoModelForMaskGeneration,
     "AutoModelForSemanticSegmentation": AutoModelForSemanticSegmentation,
 }
@@ -78,4 +91,20 @@ def register() -> None:
     )
     AutoImageProcessor.register(
         SEGMENTATION_PROCESSOR_KEY, image_processor_classes={"pil": EfficientViTSegImageProcessor}, exist_ok=True
+    )
+    AutoImageProcessor.register(
+        EfficientViTSRConfig, image_processor_classes={"pil": EfficientViTSRImageProcessor}, exist_ok=True
+    )
+    register_sr_pipeline()
+
+
+def register_sr_pipeline() -> None:
+    """Register `SuperResolutionPipeline` as "image-super-resolution" (once: registering again would log an
+    overwrite warning; the registry entry is also what `pipeline.save_pretrained` writes to `custom_pipelines`)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    if PIPELINE_REGISTRY.supported_tasks.get(SUPER_RESOLUTION_TASK, {}).get("impl") is SuperResolutionPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        SUPER_RESOLUTION_TASK, pipeline_class=SuperResolutionPipeline, pt_model=AutoModelForImageToImage, type="image"
     )

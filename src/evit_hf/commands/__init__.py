@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load_image(path: str):
-    """The image as RGB PIL; a clear `ValueError` when it is missing or unreadable."""
+def load_image(path: str, mode: str | None = "RGB"):
+    """The image as PIL in `mode` (`None` keeps the file's mode, alpha included); a clear `ValueError` when it
+    is missing or unreadable."""
     from PIL import Image
 
     image_path = Path(path)
@@ -17,4 +18,4 @@ def load_image(path: str):
         image.load()
     except OSError as err:
         raise ValueError(f"cannot read {str(image_path)!r} as an image: {err}") from err
-    return image.convert("RGB")
+    return image.convert(mode) if mode is not None else image

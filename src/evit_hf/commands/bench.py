@@ -10,7 +10,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="Benchmark EfficientViT against peers in the same run.")
-    parser.add_argument("task", choices=["cls", "seg", "sam"], help="which benchmark")
+    parser.add_argument("task", choices=["cls", "seg", "sam", "sr"], help="which benchmark")
     parser.add_argument("--presets", nargs="*", help="restrict to these presets")
     parser.add_argument("--budget", type=float, default=5.0, help="seconds of timing per row")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
         rows = zoo_rows(args.presets, budget_s=args.budget)
         table = format_zoo(rows)
     else:
-        module = importlib.import_module(f"..bench.{'segmentation' if args.task == 'seg' else 'sam'}", __package__)
+        modules = {"seg": "segmentation", "sam": "sam", "sr": "super_resolution"}
+        module = importlib.import_module(f"..bench.{modules[args.task]}", __package__)
         kwargs = {"budget_s": args.budget}
         if args.presets:
             kwargs["presets"] = args.presets

@@ -2,6 +2,7 @@
 
 from .configuration_efficientvit import PRESETS, SEGMENTATION_PRESETS, EfficientViTConfig
 from .configuration_efficientvit_sam import SAM_PRESETS, EfficientViTSamConfig
+from .configuration_efficientvit_sr import SR_PRESETS, EfficientViTSRConfig
 from .modeling_efficientvit import (
     EfficientViTBackbone,
     EfficientViTForImageClassification,
@@ -10,15 +11,22 @@ from .modeling_efficientvit import (
 )
 from .modeling_efficientvit_sam import EfficientViTSamModel, EfficientViTSamPreTrainedModel
 from .modeling_efficientvit_seg import EfficientViTForSemanticSegmentation, EfficientViTSegmentationHead
+from .modeling_efficientvit_sr import (
+    EfficientViTForImageSuperResolution,
+    EfficientViTSRPreTrainedModel,
+    tiled_upscale,
+)
 
 try:  # PIL-backend processors need transformers >= 5
     from .image_processing_efficientvit import EfficientViTImageProcessor
     from .image_processing_efficientvit_sam import EfficientViTSamImageProcessor
     from .image_processing_efficientvit_seg import EfficientViTSegImageProcessor
+    from .image_processing_efficientvit_sr import EfficientViTSRImageProcessor
+    from .pipeline_efficientvit_sr import SuperResolutionPipeline
     from .processing_efficientvit_sam import EfficientViTSamProcessor
-except ImportError:  # transformers 4.57: the models work, the processors are unavailable
+except ImportError:  # transformers 4.57: the models work, the processors (and the SR pipeline) are unavailable
     EfficientViTImageProcessor = EfficientViTSamImageProcessor = EfficientViTSegImageProcessor = None
-    EfficientViTSamProcessor = None
+    EfficientViTSamProcessor = EfficientViTSRImageProcessor = SuperResolutionPipeline = None
 
 __all__ = [
     "PRESETS",
@@ -38,4 +46,11 @@ __all__ = [
     "EfficientViTImageProcessor",
     "EfficientViTSamImageProcessor",
     "EfficientViTSamProcessor",
+    "SR_PRESETS",
+    "EfficientViTSRConfig",
+    "EfficientViTForImageSuperResolution",
+    "EfficientViTSRPreTrainedModel",
+    "EfficientViTSRImageProcessor",
+    "SuperResolutionPipeline",
+    "tiled_upscale",
 ]

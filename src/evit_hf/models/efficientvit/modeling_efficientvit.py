@@ -67,8 +67,32 @@ class DropPath(nn.Module):
         return f"p={self.drop_prob}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a (batch, channels, height, width) map; statistics per pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+# Norms a block may place after its convs. BatchNorm is what every released model uses; the channel
+# LayerNorm serves models (super-resolution) that must not depend on batch statistics.
+NORM_TYPES = ("batchnorm", "layernorm")
+
+
+def get_norm(norm_type: str | None, channels: int, eps: float) -> nn.Module:
+    """The norm module for a name (`None` gives the identity)."""
+    if norm_type is None:
+        return nn.Identity()
+    if norm_type == "batchnorm":
+        return nn.BatchNorm2d(channels, eps=eps)
+    if norm_type == "layernorm":
+        return LayerNorm2d(channels, eps=eps)
+    raise ValueError(f"Unknown norm type {norm_type!r}; expected one of {NORM_TYPES} or None.")
+
+
 class ConvNormAct(nn.Module):
-    """Conv2d ("same" padding) -> optional BatchNorm2d -> optional activation."""
+    """Conv2d ("same" padding) -> optional norm (BatchNorm2d unless `norm_type` says otherwise) -> optional act."""
 
     def __init__(
         self,
@@ -81,12 +105,13 @@ class ConvNormAct(nn.Module):
         use_norm: bool = True,
         act: str | None = None,
         norm_eps: float = 1e-5,
+        norm_type: str = "batchnorm",
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, groups=groups, bias=bias
         )
-        self.norm = nn.BatchNorm2d(out_channels, eps=norm_eps) if use_norm else nn.Identity()
+        self.norm = get_norm(norm_type, out_channels, norm_eps) if use_norm else nn.Identity()
         self.act = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,17 +152,22 @@ class MBConv(ResidualBlock):
     """Inverted bottleneck: 1x1 expand (act) -> depthwise kxk (act) -> 1x1 project (BN).
 
     With `fewer_norm` the first two convs have a bias and no BatchNorm (the original's "fewer_norm").
+    `norm_type` picks the norm of the convs that have one; `None` drops every norm and gives each conv a bias.
     """
 
     def __init__(self, in_channels, out_channels, stride=1, expand_ratio=4.0, fewer_norm=False,
-                 act="hardswish", norm_eps=1e-5, residual=False, drop_path=0.0) -> None:
+                 act="hardswish", norm_eps=1e-5, residual=False, drop_path=0.0,
+                 norm_type: str | None = "batchnorm") -> None:
         super().__init__(residual, drop_path)
         mid = round(in_channels * expand_ratio)
-        self.expand_conv = ConvNormAct(in_channels, mid, 1, bias=fewer_norm, use_norm=not fewer_norm, act=act,
-                                       norm_eps=norm_eps)
-        self.depthwise_conv = ConvNormAct(mid, mid, 3, stride, groups=mid, bias=fewer_norm,
-                                          use_norm=not fewer_norm, act=act, norm_eps=norm_eps)
-        self.pointwise_conv = ConvNormAct(mid, out_channels, 1, norm_eps=norm_eps)
+        inner_norm = not fewer_norm and norm_type is not None
+        norm = {"norm_eps": norm_eps, "norm_type": norm_type or "batchnorm"}
+        self.expand_conv = ConvNormAct(in_channels, mid, 1, bias=not inner_norm, use_norm=inner_norm, act=act,
+                                       **norm)
+        self.depthwise_conv = ConvNormAct(mid, mid, 3, stride, groups=mid, bias=not inner_norm,
+                                          use_norm=inner_norm, act=act, **norm)
+        self.pointwise_conv = ConvNormAct(mid, out_channels, 1, bias=norm_type is None,
+                                          use_norm=norm_type is not None, **norm)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise_conv(self.depthwise_conv(self.expand_conv(x)))
@@ -231,11 +261,13 @@ class LiteMultiScaleAttention(nn.Module):
     """Lightweight multi-scale ReLU linear attention (the original's LiteMLA).
 
     1x1 conv to per-head [q|k|v], extra q/k/v sets from multi-scale aggregation (each set of heads attends
-    on its own), ReLU linear attention, 1x1 projection with BatchNorm.
+    on its own), ReLU linear attention, 1x1 projection with BatchNorm (`norm_type`: another norm, or `None`
+    for a projection with a bias and no norm).
     """
 
     def __init__(self, in_channels: int, out_channels: int, head_dim: int, heads_ratio: float = 1.0,
-                 scales: tuple[int, ...] | list[int] = (5,), eps: float = 1e-15, norm_eps: float = 1e-5) -> None:
+                 scales: tuple[int, ...] | list[int] = (5,), eps: float = 1e-15, norm_eps: float = 1e-5,
+                 norm_type: str | None = "batchnorm") -> None:
         super().__init__()
         self.head_dim = head_dim
         self.eps = eps
@@ -243,7 +275,9 @@ class LiteMultiScaleAttention(nn.Module):
         total = heads * head_dim
         self.qkv = ConvNormAct(in_channels, 3 * total, 1, use_norm=False)
         self.aggregations = nn.ModuleList(MultiScaleAggregation(3 * total, s, heads) for s in scales)
-        self.proj = ConvNormAct(total * (1 + len(scales)), out_channels, 1, norm_eps=norm_eps)
+        self.proj = ConvNormAct(total * (1 + len(scales)), out_channels, 1, bias=norm_type is None,
+                                use_norm=norm_type is not None, norm_eps=norm_eps,
+                                norm_type=norm_type or "batchnorm")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qkv = self.qkv(x)
@@ -253,17 +287,23 @@ class LiteMultiScaleAttention(nn.Module):
 
 
 class EfficientViTBlock(nn.Module):
-    """Global context (multi-scale linear attention) then local mixing (MBConv), both residual."""
+    """Global context (multi-scale linear attention) then local mixing (MBConv), both residual.
 
-    def __init__(self, channels: int, config: EfficientViTConfig, expand_ratio: float, drop_path: float = 0.0):
+    `config` is any config with the attention fields of `EfficientViTConfig` (`attention_head_dim`,
+    `attention_heads_ratio`, `attention_scales`, `attention_eps`, `norm_eps`, `hidden_act`). `norm_type` is
+    the norm after each branch's last conv: BatchNorm as in the released models, or `None` / `"layernorm"`.
+    """
+
+    def __init__(self, channels: int, config: EfficientViTConfig, expand_ratio: float, drop_path: float = 0.0,
+                 norm_type: str | None = "batchnorm"):
         super().__init__()
         self.attention = LiteMultiScaleAttention(
             channels, channels, config.attention_head_dim, config.attention_heads_ratio,
-            config.attention_scales, config.attention_eps, config.norm_eps,
+            config.attention_scales, config.attention_eps, config.norm_eps, norm_type=norm_type,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.local = MBConv(channels, channels, 1, expand_ratio, fewer_norm=True, act=config.hidden_act,
-                            norm_eps=config.norm_eps, residual=True, drop_path=drop_path)
+                            norm_eps=config.norm_eps, residual=True, drop_path=drop_path, norm_type=norm_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attention(x))
@@ -376,11 +416,18 @@ class RemoteCodeMixin:
 
     # Auto class -> "module.Class" of the files beside this one; set by each model family.
     hub_auto_map: ClassVar[dict[str, str]] = {}
+    # Pipeline task -> `custom_pipelines` entry ({"impl": "module.Class", "pt": [...], "type": ...}), so that
+    # `pipeline(task, model=folder, trust_remote_code=True)` finds a pipeline transformers does not ship.
+    hub_custom_pipelines: ClassVar[dict[str, dict]] = {}
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         source = Path(__file__).parent
         modules = {path.stem for path in source.glob("*.py") if path.name != "__init__.py"}
         self.config.auto_map = {auto: ref for auto, ref in self.hub_auto_map.items() if ref.split(".")[0] in modules}
+        pipelines = {task: {**info, "pt": list(info.get("pt", ()))} for task, info in self.hub_custom_pipelines.items()
+                     if info["impl"].split(".")[0] in modules}
+        if pipelines:
+            self.config.custom_pipelines = pipelines
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             for module in sorted(modules):
@@ -553,6 +600,7 @@ class EfficientViTForImageClassification(EfficientViTPreTrainedModel):
 
 __all__ = [
     "ConvNormAct",
+    "LayerNorm2d",
     "DSConv",
     "MBConv",
     "FusedMBConv",

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import time
 from collections.abc import Sequence
 
 import torch
 
-from .core import count_parameters, environment, markdown_table, time_callable
+from .core import count_parameters, environment, markdown_table, time_pixel_model
 
 # The official SegFormer hyperparameters (mit-b0/b1/b2 encoders, all-MLP decoder).
 SEGFORMER_CONFIGS: dict[str, dict] = {
@@ -64,22 +63,6 @@ def efficientvit_model(preset: str) -> torch.nn.Module:
     from ..models.efficientvit.modeling_efficientvit_seg import EfficientViTForSemanticSegmentation
 
     return EfficientViTForSemanticSegmentation(EfficientViTConfig.from_preset(preset)).eval()
-
-
-def _time_model(model: torch.nn.Module, size: tuple[int, int], budget_s: float, max_runs: int) -> dict:
-    pixels = torch.randn(1, 3, *size)
-
-    def forward() -> None:
-        with torch.inference_mode():
-            model(pixel_values=pixels)
-
-    forward()  # warm-up (kernel selection, first allocations): never timed
-    start = time.perf_counter()
-    forward()  # a probe run: tells whether repeated timing fits the budget
-    probe_ms = (time.perf_counter() - start) * 1e3
-    if 3 * probe_ms / 1e3 > budget_s:  # too slow to repeat: report the single timed run
-        return {"median_ms": probe_ms, "min_ms": probe_ms, "runs": 1}
-    return time_callable(forward, warmup=0, budget_s=budget_s, min_runs=3, max_runs=max_runs)
 
 
 def run(
@@ -129,7 +112,7 @@ def run(
             model = build(name)
             params = count_parameters(model) / 1e6
             for size in sizes:
-                timing = _time_model(model, size, budget_s, max_runs)
+                timing = time_pixel_model(model, size, budget_s, max_runs)
                 rows.append({"model": name, "family": family, "size": f"{size[0]}x{size[1]}", "params_m": params,
                              "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing})
             del model

@@ -15,12 +15,11 @@ Setting: as the segmentation benchmark, glibc's allocator is tuned (`tune_alloca
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 
-from .core import count_macs, count_parameters, environment, markdown_table, time_callable
+from .core import count_macs, count_parameters, environment, markdown_table, time_pixel_model
 from .segmentation import tune_allocator
 
 SWIN2SR_LIGHTWEIGHT_X2: dict = {
@@ -58,22 +57,6 @@ def _gmacs(model: torch.nn.Module, size: tuple[int, int]) -> float | None:
         return count_macs(model, (1, 3, *size)) / 1e9
     except Exception:  # noqa: BLE001  (an op without a meta kernel: leave the column empty)
         return None
-
-
-def _time_model(model: torch.nn.Module, size: tuple[int, int], budget_s: float, max_runs: int) -> dict:
-    pixels = torch.rand(1, 3, *size)
-
-    def forward() -> None:
-        with torch.inference_mode():
-            model(pixel_values=pixels)
-
-    forward()  # warm-up (kernel selection, first allocations): never timed
-    start = time.perf_counter()
-    forward()  # a probe run: tells whether repeated timing fits the budget
-    probe_ms = (time.perf_counter() - start) * 1e3
-    if 3 * probe_ms / 1e3 > budget_s:  # too slow to repeat: report the single timed run
-        return {"median_ms": probe_ms, "min_ms": probe_ms, "runs": 1}
-    return time_callable(forward, warmup=0, budget_s=budget_s, min_runs=3, max_runs=max_runs)
 
 
 def run(
@@ -124,7 +107,7 @@ def run(
             scale = model.config.upscale
             params = count_parameters(model) / 1e6
             for size in sizes:
-                timing = _time_model(model, size, budget_s, max_runs)
+                timing = time_pixel_model(model, size, budget_s, max_runs)
                 rows.append({
                     "model": name, "family": family, "upscale": scale,
                     "size": f"{size[0]}x{size[1]}->{size[0] * scale}x{size[1] * scale}",

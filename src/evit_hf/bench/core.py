@@ -86,6 +86,15 @@ def environment() -> dict[str, str]:
     }
 
 
+def measured_setting(rows: list[dict]) -> str:
+    """The setting benchmark rows were measured in: `environment()`, the rows' thread count and allocator tuning."""
+    env = environment()
+    if rows:
+        env["threads"] = str(rows[0].get("threads", env["threads"]))
+    tuned = any(row.get("allocator_tuned") for row in rows)
+    return ", ".join(f"{k}={v}" for k, v in env.items()) + f", mallopt tuning={'on' if tuned else 'off'}"
+
+
 def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """Rows as a markdown table; `columns` is [(key, header)], floats get 2-3 significant decimals."""
     def fmt(value) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .core import count_macs, count_parameters, environment, markdown_table, time_pixel_model
+from .core import count_macs, count_parameters, markdown_table, measured_setting, time_pixel_model
 from .segmentation import tune_allocator
 
 SWIN2SR_LIGHTWEIGHT_X2: dict = {
@@ -137,15 +137,10 @@ COLUMNS = [
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a markdown table, followed by the setting they were measured in."""
-    env = environment()
-    if rows:
-        env["threads"] = str(rows[0].get("threads", env["threads"]))
-    tuned = any(row.get("allocator_tuned") for row in rows)
-    setting = ", ".join(f"{k}={v}" for k, v in env.items()) + f", mallopt tuning={'on' if tuned else 'off'}"
     note = ("Random weights, fp32, eval, torch.inference_mode, batch 1, whole image in one pass. Swin2SR / ours > 1: "
             "EfficientViT-SR is faster. A row with 1 run was too slow for the budget: one timed run after the "
             "warm-up is reported.")
-    return markdown_table(rows, COLUMNS) + f"\n\n{note}\nsetting: {setting}"
+    return markdown_table(rows, COLUMNS) + f"\n\n{note}\nsetting: {measured_setting(rows)}"
 
 
 def main() -> None:  # python -m evit_hf.bench.super_resolution

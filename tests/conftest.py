@@ -90,6 +90,16 @@ def run_python(code: str, env: dict | None = None) -> str:
     return result.stdout
 
 
+def hub_snapshot_dir(hf_home: Path, repo_id: str) -> Path:
+    """Where a download of `repo_id` would put its files in the Hub cache under `hf_home/hub` (main points at
+    it); the caller fills the returned snapshot folder."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return repo / "snapshots" / revision
+
+
 def make_offline_hub_repo(hf_home: Path, repo_id: str, variant: str, state_dict: dict) -> Path:
     """Write `repo_id` into the Hub cache under `hf_home/hub` the way a download would, converting an original
     checkpoint of `variant` with `evit-hf convert`; returns the snapshot folder."""
@@ -99,13 +109,41 @@ def make_offline_hub_repo(hf_home: Path, repo_id: str, variant: str, state_dict:
 
     checkpoint = hf_home / f"{variant}.pt"
     torch.save({"state_dict": state_dict}, checkpoint)
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
-    snapshot = convert_to_folder(variant, checkpoint, repo / "snapshots" / revision)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
+    return convert_to_folder(variant, checkpoint, hub_snapshot_dir(hf_home, repo_id))
 
 
 def offline_env(hf_home: Path) -> dict[str, str]:
     return {"HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"), "HF_HUB_OFFLINE": "1"}
+
+
+# ------------------------------------------------------------------------------------ training scripts
+REPO = REPO_ROOT
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment of a training-script subprocess: no inherited Accelerate settings, one thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    return {**env, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def train_script(script: str, *args: str, launcher: list[str] | None = None, env: dict | None = None,
+                 timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `training/<script>` as a user would (plain python, or under `launcher`); asserts it succeeded."""
+    command = [*(launcher or [sys.executable]), str(REPO / "training" / script), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env or script_env(), timeout=timeout,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def two_process_launcher() -> list[str]:
+    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is `accelerate
+    launch`; the console script imports timm when it is installed, and the tests have timm without torchvision."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(29400 + os.getpid() % 500)]
+
+
+def training_log(run_dir: Path) -> list[dict]:
+    """The records of a run's `log.jsonl`."""
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]

@@ -208,8 +208,10 @@ def test_unknown_split_and_columns_are_named(tiny_dataset):
 @pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.yaml")),
                          ids=lambda p: p.stem)
 def test_every_recipe_parses(recipe):
-    arguments_class = SegmentationArguments if recipe.stem.startswith("seg-") else ClassificationArguments
-    args = parse_arguments(arguments_class, ["--config", str(recipe), "--output_dir", "x"])
+    from evit_hf.training.sam import SamArguments
+
+    classes = {"seg": SegmentationArguments, "cls": ClassificationArguments, "sam": SamArguments}
+    args = parse_arguments(classes[recipe.stem.split("-")[0]], ["--config", str(recipe), "--output_dir", "x"])
     assert args.output_dir == "x"
     if recipe.stem.startswith("seg-") and recipe.stem != "seg-synthetic":
         from evit_hf.models.efficientvit import SEGMENTATION_PRESETS

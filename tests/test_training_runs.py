@@ -4,7 +4,6 @@ a run killed and resumed, fine-tuning with another number of classes, and the de
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, script_env, train_script, training_log, two_process_launcher
+
 SEG = ["--crop_size", "64", "--scale_range", "0.75", "1.25", "--progress", "false", "--id_column", "id"]
 
 
@@ -30,27 +30,11 @@ def tiny_seg(tmp_path_factory) -> Path:
     return root
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
-    return {**env, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
-
-
-def _train(script: str, *args: str, launcher: list[str] | None = None, env: dict | None = None, timeout=300):
-    command = [*(launcher or [sys.executable]), str(REPO / "training" / script), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env or _env(), timeout=timeout, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def _log(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-
-
 def test_seg_training_learns_and_saves_a_loadable_model(tiny_seg, tmp_path):
     out = tmp_path / "run"
-    _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "6", "--batch_size", "4",
-           "--learning_rate", "3e-3", "--logging_steps", "1", *SEG)
-    losses = [record["loss"] for record in _log(out) if "loss" in record]
+    train_script("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "6",
+                 "--batch_size", "4", "--learning_rate", "3e-3", "--logging_steps", "1", *SEG)
+    losses = [record["loss"] for record in training_log(out) if "loss" in record]
     assert len(losses) == 36  # 6 epochs x ceil(21 / 4) steps
     assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:6]), losses
     results = json.loads((out / "eval_results.json").read_text())
@@ -72,14 +56,10 @@ def test_seg_training_learns_and_saves_a_loadable_model(tiny_seg, tmp_path):
 def test_two_processes_see_every_sample_exactly_once(tiny_seg, tmp_path):
     """A real 2-process gloo run on shares of 11 and 10 samples: nothing lost, nothing seen twice, no hang."""
     out = tmp_path / "ddp"
-    # `python -m accelerate.commands.launch` is `accelerate launch`; the console script imports timm when it is
-    # installed, and the test environment has timm without torchvision.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(29400 + os.getpid() % 500)]
-    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "2",
+    launcher = two_process_launcher()
+    result = train_script("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--num_epochs", "2",
                     "--batch_size", "2", "--gradient_accumulation_steps", "2", "--log_sample_ids", *SEG,
-                    launcher=launcher, env=_env(ACCELERATE_USE_CPU="true"))
+                    launcher=launcher, env=script_env(ACCELERATE_USE_CPU="true"))
     assert "Training on 2 process(es) (MULTI_CPU" in result.stdout
     expected = sorted(f"train-{i:06d}" for i in range(21))
     for epoch in range(2):
@@ -95,11 +75,11 @@ def test_killed_run_resumes_to_the_same_result(tiny_seg, tmp_path):
     common = ["--dataset", str(tiny_seg), "--num_epochs", "4", "--batch_size", "3", "--checkpointing_steps", "3",
               "--learning_rate", "3e-3", "--preprocessing_threads", "1", *SEG]
     straight = tmp_path / "straight"
-    _train("seg.py", "--output_dir", str(straight), *common)
+    train_script("seg.py", "--output_dir", str(straight), *common)
 
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(killed),
-                                *common], env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                *common], env=script_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint = killed / "checkpoints" / "checkpoint-9"  # mid-epoch 2 (7 steps per epoch)
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -108,7 +88,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_seg, tmp_path):
     process.wait()
     assert checkpoint.exists() and not (killed / "eval_results.json").exists(), "the run was not killed mid-way"
 
-    _train("seg.py", "--output_dir", str(killed), "--resume_from_checkpoint", "latest", *common)
+    train_script("seg.py", "--output_dir", str(killed), "--resume_from_checkpoint", "latest", *common)
     a = json.loads((straight / "eval_results.json").read_text())
     b = json.loads((killed / "eval_results.json").read_text())
     assert b["global_step"] == a["global_step"] == 28
@@ -132,7 +112,7 @@ def test_finetune_from_a_checkpoint_with_other_classes(tiny_seg, tmp_path):
     EfficientViTForSemanticSegmentation(EfficientViTConfig.from_preset("seg-b0-cityscapes")).save_pretrained(
         cityscapes)
     out = tmp_path / "finetuned"
-    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--model_name_or_path",
+    result = train_script("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(out), "--model_name_or_path",
                     str(cityscapes), "--max_steps", "2", "--eval_split", "none", *SEG)
     assert "for 5 classes; newly initialised (to be trained): decode_head" in result.stdout
     config = json.loads((out / "config.json").read_text())
@@ -149,7 +129,7 @@ def test_finetune_from_a_checkpoint_with_other_classes(tiny_seg, tmp_path):
     classifier = tmp_path / "cls-b0"
     EfficientViTForImageClassification(EfficientViTConfig.from_preset("b0", num_labels=10)).save_pretrained(
         classifier)
-    result = _train("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(tmp_path / "from-cls"),
+    result = train_script("seg.py", "--dataset", str(tiny_seg), "--output_dir", str(tmp_path / "from-cls"),
                     "--model_name_or_path", str(classifier), "--preset", "seg-b0-cityscapes", "--max_steps", "1",
                     "--eval_split", "none", *SEG)
     assert "newly initialised (to be trained): decode_head" in result.stdout
@@ -172,14 +152,14 @@ def test_classification_training_on_an_image_folder(tmp_path):
     data = tmp_path / "images"
     _image_folder(data)
     out = tmp_path / "cls"
-    _train("cls.py", "--dataset", str(data), "--output_dir", str(out), "--num_epochs", "4", "--batch_size", "4",
+    train_script("cls.py", "--dataset", str(data), "--output_dir", str(out), "--num_epochs", "4", "--batch_size", "4",
            "--image_size", "64", "--learning_rate", "2e-3", "--logging_steps", "1", "--progress", "false",
            "--mixed_precision", "bf16")
     results = json.loads((out / "eval_results.json").read_text())
     assert results["samples"] == 6 and results["top1_accuracy"] >= 0.5
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["id2label"].values()) == ["bright", "dark"]
-    losses = [r["loss"] for r in _log(out) if "loss" in r]
+    losses = [r["loss"] for r in training_log(out) if "loss" in r]
     assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4])
 
 

@@ -7,12 +7,13 @@ as a train split and a held-out validation split (three colour photographs never
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .parquet import png_bytes
 
 # name in skimage.data -> what it is. Greyscale ones are stored as RGB (R = G = B).
 TRAIN_PHOTOS: dict[str, str] = {
@@ -56,12 +57,6 @@ def load_skimage_photo(name: str) -> Image.Image:
     return Image.fromarray(array[..., :3])
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def write_skimage_photos(out_dir: str | Path) -> Path:
     """Write `out_dir/data/{train,validation}-00000-of-00001.parquet` (`id`, `image`) and a dataset card."""
     import datasets
@@ -70,7 +65,8 @@ def write_skimage_photos(out_dir: str | Path) -> Path:
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
     features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()})
     for split, photos in (("train", TRAIN_PHOTOS), ("validation", HELD_OUT_PHOTOS)):
-        rows = {"id": list(photos), "image": [{"bytes": _png(load_skimage_photo(n)), "path": None} for n in photos]}
+        images = [{"bytes": png_bytes(load_skimage_photo(name)), "path": None} for name in photos]
+        rows = {"id": list(photos), "image": images}
         datasets.Dataset.from_dict(rows, features=features).to_parquet(
             str(out_dir / "data" / f"{split}-00000-of-00001.parquet"))
     listing = "\n".join(f"- `{name}`: {what}" for name, what in TRAIN_PHOTOS.items())

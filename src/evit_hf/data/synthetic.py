@@ -8,14 +8,14 @@ training scripts can run offline with `load_dataset(out_dir)` and no download.
 from __future__ import annotations
 
 import colorsys
-import io
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .parquet import check_split_sizes, png_bytes, require_datasets, write_parquet_splits
 
 SYNTHETIC_SEG_LABELS: tuple[str, ...] = ("background", "disk", "rectangle", "triangle", "ring")
 
@@ -27,36 +27,56 @@ _COLOUR_TRIES = 32
 _NOISE_SIGMA = (2.0, 6.0)
 _CLASS_HUES = (0.0, 0.33, 0.62, 0.14)  # disk red, rectangle green, triangle blue, ring yellow
 _RANDOM_COLOUR_FRACTION = 0.25
-_SPLITS = ("train", "validation")
-_SHARD_NAME = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
-# Validation is small; more shards than this many samples each would only fragment it.
-_SAMPLES_PER_VALIDATION_SHARD = 1000
 
 
-def synthetic_segmentation_sample(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, Image.Image]:
-    """One (RGB image, "L" mask) pair of `size` x `size`; mask values index `SYNTHETIC_SEG_LABELS`.
+def synthetic_scene(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, list[tuple[int, np.ndarray]]]:
+    """One RGB image of `size` x `size` and the shapes painted on it, in painting order.
 
     A textured background (gradient, stripes, checkerboard or noise blobs), then 1-4 flat-coloured shapes
     (disk, rectangle, triangle, ring) painted in order, later ones occluding earlier ones, then mild
     per-pixel noise. Shape colours come from a hue band typical of the class (a quarter are any colour)
-    and are kept apart from the pixels around each shape. The mask is built from the same pixel sets that
-    are painted, so it matches exactly. Deterministic given the generator's state.
+    and are kept apart from the pixels around each shape. Each shape is `(class_id, region)` with `region`
+    the (size, size) bool set of pixels painted for it (before later shapes cover part of it), so masks
+    built from them match the image exactly. Deterministic given the generator's state.
     """
     if size < _MIN_IMAGE_SIZE:
         raise ValueError(f"size must be at least {_MIN_IMAGE_SIZE}, got {size}.")
     canvas = _background(rng, size)
-    mask = np.zeros((size, size), dtype=np.uint8)
+    shapes: list[tuple[int, np.ndarray]] = []
     for _ in range(int(rng.integers(1, 5))):
         class_id = int(rng.integers(1, len(SYNTHETIC_SEG_LABELS)))
         region = _shape_region(rng, SYNTHETIC_SEG_LABELS[class_id], size)
         # Contrast is judged against what stays visible right next to the shape (including a ring's hole),
         # since the pixels under it are overwritten and cannot make it stand out.
         canvas[region] = _contrasting_colour(rng, canvas[_dilate(region, 2) & ~region], class_id)
-        mask[region] = class_id
+        shapes.append((class_id, region))
     sigma = rng.uniform(*_NOISE_SIGMA)
     canvas += rng.normal(0.0, sigma, canvas.shape).astype(np.float32)
-    image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8)), shapes
+
+
+def synthetic_segmentation_sample(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, Image.Image]:
+    """One (RGB image, "L" mask) pair of `size` x `size` (see `synthetic_scene`); mask values index
+    `SYNTHETIC_SEG_LABELS`, later shapes overwriting earlier ones as in the image."""
+    image, shapes = synthetic_scene(rng, size)
+    mask = np.zeros((size, size), dtype=np.uint8)
+    for class_id, region in shapes:
+        mask[region] = class_id
     return image, Image.fromarray(mask)
+
+
+def visible_instances(shapes: list[tuple[int, np.ndarray]], min_pixels: int = 1) -> list[tuple[int, np.ndarray]]:
+    """`(class_id, visible mask)` of each shape of `synthetic_scene`: its region minus what later shapes cover.
+
+    Shapes left with fewer than `min_pixels` visible pixels are dropped.
+    """
+    visible, covered = [], np.zeros_like(shapes[0][1]) if shapes else None
+    for class_id, region in reversed(shapes):
+        mask = region & ~covered
+        covered |= region
+        if int(mask.sum()) >= min_pixels:
+            visible.append((class_id, mask))
+    return visible[::-1]
 
 
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -167,23 +187,6 @@ def _contrasting_colour(rng: np.random.Generator, surround: np.ndarray, class_id
     return best
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _shard_bounds(count: int, shards: int) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) ranges splitting `count` as evenly as possible (sizes differ by <= 1)."""
-    base, extra = divmod(count, shards)
-    bounds, start = [], 0
-    for k in range(shards):
-        stop = start + base + (1 if k < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
 def write_synthetic_segmentation(
     out_dir: str | Path,
     num_train: int = 2000,
@@ -202,62 +205,24 @@ def write_synthetic_segmentation(
     s comes from `np.random.default_rng([seed, s, i])`, so the data does not depend on the shard count.
     Stale shards of an earlier run in `out_dir/data` are removed. Returns `out_dir` as a Path.
     """
-    for name, value in (("num_train", num_train), ("num_validation", num_validation), ("num_shards", num_shards)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}.")
+    check_split_sizes(num_train, num_validation, num_shards)
     if image_size < _MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {_MIN_IMAGE_SIZE}, got {image_size}.")
-    if num_shards > num_train:
-        raise ValueError(f"num_shards must be between 1 and num_train ({num_train}), got {num_shards}.")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}.")
-    try:
-        import datasets
-    except ImportError as err:
-        raise ImportError("Writing the synthetic dataset needs the `datasets` package: pip install datasets") from err
-    from tqdm.auto import tqdm
+    def make_row(split: str, split_index: int, index: int) -> dict:
+        image, mask = synthetic_segmentation_sample(np.random.default_rng([seed, split_index, index]), image_size)
+        return {"id": f"{split}-{index:06d}", "image": {"bytes": png_bytes(image), "path": None},
+                "annotation": {"bytes": png_bytes(mask), "path": None}}
 
+    datasets = require_datasets()
     out = Path(out_dir)
-    data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Shards of an earlier run with another shard count would otherwise be loaded alongside the new ones.
-    for stale in data_dir.iterdir():
-        if _SHARD_NAME.match(stale.name):
-            stale.unlink()
-
+    counts = {"train": num_train, "validation": num_validation}
     features = datasets.Features(
         {"id": datasets.Value("string"), "image": datasets.Image(), "annotation": datasets.Image()}
     )
-    counts = {"train": num_train, "validation": num_validation}
-    shard_counts = {
-        "train": num_shards,
-        "validation": max(1, min(num_shards, math.ceil(num_validation / _SAMPLES_PER_VALIDATION_SHARD))),
-    }
-    num_bytes = dict.fromkeys(_SPLITS, 0)
-    # datasets' own per-shard "Creating parquet" bar would interleave with ours; restored afterwards.
-    bars_were_enabled = not datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        for split_index, split in enumerate(_SPLITS):
-            total = shard_counts[split]
-            with tqdm(total=counts[split], desc=f"synthetic-seg {split}", unit="img", disable=not progress) as bar:
-                for shard, (start, stop) in enumerate(_shard_bounds(counts[split], total)):
-                    columns: dict[str, list] = {"id": [], "image": [], "annotation": []}
-                    for index in range(start, stop):
-                        image, mask = synthetic_segmentation_sample(
-                            np.random.default_rng([seed, split_index, index]), image_size
-                        )
-                        columns["id"].append(f"{split}-{index:06d}")
-                        columns["image"].append({"bytes": _png(image), "path": None})
-                        columns["annotation"].append({"bytes": _png(mask), "path": None})
-                        bar.update(1)
-                    shard_data = datasets.Dataset.from_dict(columns, features=features)
-                    shard_data.to_parquet(str(data_dir / f"{split}-{shard:05d}-of-{total:05d}.parquet"))
-                    num_bytes[split] += shard_data.data.nbytes
-    finally:
-        if bars_were_enabled:
-            datasets.enable_progress_bars()
-
+    num_bytes, shard_counts = write_parquet_splits(
+        out, counts, num_shards, features, make_row, "synthetic-seg", progress)
     id2label = {str(i): label for i, label in enumerate(SYNTHETIC_SEG_LABELS)}
     (out / "id2label.json").write_text(json.dumps(id2label, indent=2) + "\n")
     (out / "README.md").write_text(_dataset_card(counts, num_bytes, shard_counts, image_size, seed))

@@ -72,6 +72,7 @@ class TrainingArguments:
 
     # evaluation, checkpoints, logging
     eval_every_epochs: int = _arg(1, "evaluate after every N epochs (and always at the end)")
+    eval_at_start: bool = _arg(False, "also evaluate before training (the starting point, logged at step 0)")
     checkpointing_steps: int | None = _arg(None, "save a resumable checkpoint every N optimizer steps")
     checkpoint_every_epoch: bool = _arg(True, "save a resumable checkpoint at the end of every epoch")
     checkpoints_total_limit: int | None = _arg(2, "keep only the newest N checkpoints")

@@ -32,11 +32,14 @@ def default_cache_dir() -> Path:
 
 
 def builtin_dataset_dir(name: str) -> Path:
-    """A built-in dataset (`synthetic-seg`, `skimage-photos`), written once with its defaults on first use."""
+    """A built-in dataset (`synthetic-seg`, `synthetic-sa1b`, `skimage-photos`), written once with its defaults
+    on first use."""
     from ..data.photos import write_skimage_photos
+    from ..data.sa1b import write_synthetic_sa1b
     from ..data.synthetic import write_synthetic_segmentation
 
-    writers = {"synthetic-seg": write_synthetic_segmentation, "skimage-photos": write_skimage_photos}
+    writers = {"synthetic-seg": write_synthetic_segmentation, "synthetic-sa1b": write_synthetic_sa1b,
+               "skimage-photos": write_skimage_photos}
     if name not in writers:
         raise ValueError(f"Unknown built-in dataset {name!r}; known: {sorted(writers)}.")
     root = default_cache_dir() / name

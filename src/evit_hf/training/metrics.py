@@ -159,4 +159,70 @@ class SuperResolutionMetrics:
                 f"| gain | {r['psnr_gain_db']:+.2f} | {r['ssim_y'] - r['bicubic_ssim_y']:+.4f} |")
 
 
-__all__ = ["SegmentationMetrics", "ClassificationMetrics", "SuperResolutionMetrics"]
+class PromptedMaskMetrics:
+    """Mean mask IoU of promptable segmentation per prompt kind (`box`, `point`), over all prompted masks."""
+
+    KINDS = ("box", "point")
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(2 * len(self.KINDS), dtype=torch.float64)  # (IoU sum, masks) per kind
+
+    def update(self, kind: str, ious: torch.Tensor) -> None:
+        """Add the IoUs of the masks prompted with `kind`."""
+        k = self.KINDS.index(kind)
+        self.sums[2 * k] += float(ious.double().sum())
+        self.sums[2 * k + 1] += ious.numel()
+
+    def counts(self) -> torch.Tensor:
+        return self.sums
+
+    def load_counts(self, counts: torch.Tensor) -> None:
+        self.sums = counts.to(torch.float64).cpu()
+
+    def compute(self) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for k, kind in enumerate(self.KINDS):
+            masks = int(self.sums[2 * k + 1])
+            results[f"{kind}_miou"] = float(self.sums[2 * k]) / masks if masks else math.nan
+            results[f"{kind}_masks"] = masks
+        return results
+
+    def table(self) -> str:
+        r = self.compute()
+        rows = "\n".join(f"| {kind} | {r[f'{kind}_masks']} | {100 * r[f'{kind}_miou']:.2f} |" for kind in self.KINDS)
+        return f"| prompt | masks | mIoU (%) |\n|---|---:|---:|\n{rows}"
+
+
+class EmbeddingDistillationMetrics:
+    """How close student image embeddings are to the teacher's: MSE, and mean cosine per embedding pixel."""
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(5, dtype=torch.float64)  # squared error, elements, cosine sum, pixels, images
+
+    def update(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
+        """Add (batch, C, H, W) student and teacher embeddings."""
+        student, teacher = student.double(), teacher.double()
+        cosine = torch.nn.functional.cosine_similarity(student, teacher, dim=1)
+        self.sums += torch.tensor([float((student - teacher).pow(2).sum()), student.numel(),
+                                   float(cosine.sum()), cosine.numel(), student.shape[0]], dtype=torch.float64)
+
+    def counts(self) -> torch.Tensor:
+        return self.sums
+
+    def load_counts(self, counts: torch.Tensor) -> None:
+        self.sums = counts.to(torch.float64).cpu()
+
+    def compute(self) -> dict[str, Any]:
+        error, elements, cosine, pixels, images = (float(v) for v in self.sums)
+        if not images:
+            return {"embedding_mse": math.nan, "embedding_cosine": math.nan, "images": 0}
+        return {"embedding_mse": error / elements, "embedding_cosine": cosine / pixels, "images": int(images)}
+
+    def table(self) -> str:
+        r = self.compute()
+        return (f"| images | embedding MSE | mean cosine |\n|---:|---:|---:|\n"
+                f"| {r['images']} | {r['embedding_mse']:.5g} | {r['embedding_cosine']:.4f} |")
+
+
+__all__ = ["SegmentationMetrics", "ClassificationMetrics", "SuperResolutionMetrics", "PromptedMaskMetrics",
+           "EmbeddingDistillationMetrics"]

@@ -48,6 +48,8 @@ class TrainingTask(ABC):
 
     #: key of the headline metric in `Metrics.compute()` (printed, logged, stored in the results)
     metric_name: str = ""
+    #: DDP must tolerate parameters without a gradient in some steps (e.g. prompt embeddings of an unused type)
+    find_unused_parameters: bool = False
 
     def __init__(self, args: TrainingArguments) -> None:
         self.args = args
@@ -74,6 +76,18 @@ class TrainingTask(ABC):
 
     def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         return model(**batch).loss
+
+    def training_module(self, model: PreTrainedModel) -> torch.nn.Module:
+        """The module the optimizer and DDP see (default: the model; a task may wrap it to compute its loss)."""
+        return model
+
+    def pretrained_model(self, module: torch.nn.Module) -> PreTrainedModel:
+        """The model inside `training_module(model)` (evaluated and saved)."""
+        return module
+
+    def final_model(self, module: torch.nn.Module, output_dir: Path) -> PreTrainedModel:
+        """The model saved at the end (a task may first write extras to `output_dir`, e.g. merge adapters)."""
+        return self.pretrained_model(module)
 
     @abstractmethod
     def new_metrics(self, model: PreTrainedModel):
@@ -143,7 +157,10 @@ class Trainer:
         self.task = task
         self.args = args
         self.output_dir = Path(args.output_dir)
+        from accelerate.utils import DistributedDataParallelKwargs
+
         self.accelerator = Accelerator(
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=task.find_unused_parameters)],
             mixed_precision=args.mixed_precision,
             log_with=args.report_to or None,
             project_dir=str(self.output_dir),
@@ -162,7 +179,7 @@ class Trainer:
                 eval_dataset, rank=acc.process_index, world_size=acc.num_processes,
                 max_samples=args.max_eval_samples,
             )
-        model = task.build_model(train_dataset)
+        model = task.training_module(task.build_model(train_dataset))
         optimizer = torch.optim.AdamW(
             parameter_groups(model, args.weight_decay), lr=args.learning_rate,
             betas=(args.adam_beta1, args.adam_beta2),
@@ -228,6 +245,8 @@ class Trainer:
         started = time.perf_counter()
         results: dict[str, Any] = {}
         evaluated_at = -1
+        if args.eval_at_start and self.eval_stream is not None and self.state.global_step == 0:
+            results = self.evaluate()  # the "before" numbers, logged at step 0
         while self.state.epoch < args.num_epochs and not self._done():
             if not self._train_epoch(self.state.epoch):
                 break  # max_steps reached inside the epoch
@@ -342,7 +361,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         acc, args = self.accelerator, self.args
-        unwrapped = acc.unwrap_model(self.model)
+        unwrapped = self.task.pretrained_model(acc.unwrap_model(self.model))
         # DDP: the plain module (DDP's forward may broadcast buffers, a collective uneven shares would hang).
         # FSDP: the sharded model, whose forward gathers parameters, so every process joins every step.
         sharded = acc.distributed_type == DistributedType.FSDP
@@ -451,7 +470,7 @@ class Trainer:
         acc.wait_for_everyone()
         if not acc.is_main_process:
             return
-        model = acc.unwrap_model(self.model)
+        model = self.task.final_model(acc.unwrap_model(self.model), self.output_dir)
         processor = self.task.image_processor(model)
         save_pretrained_with_code(model, self.output_dir, processor)
         (self.output_dir / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -154,6 +154,11 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
         self.mask_decoder.transformer.layer_norm_final_attn.eps = config.mask_decoder_config.layer_norm_eps
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The stem stage that turns pixels into the first feature map (as `SamModel` returns its patch embedding;
+        PEFT asks for it)."""
+        return self.vision_encoder.backbone.stages[0]
+
     def get_image_wide_positional_embeddings(self) -> torch.Tensor:
         """Positional encoding of every embedding pixel centre, (1, hidden, size, size)."""
         size = self.config.prompt_encoder_config.image_embedding_size

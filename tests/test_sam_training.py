@@ -279,3 +279,11 @@ def test_evaluation_samples_use_the_box_and_a_click_on_each_mask():
     batch = {k: torch.from_numpy(v)[None] for k, v in sample.items()}
     task.update_metrics(model.eval(), batch, metrics)
     assert metrics.compute()["box_masks"] == count == metrics.compute()["point_masks"]
+
+
+def test_fsdp_is_refused_with_a_clear_message(monkeypatch):
+    from evit_hf.training.sam import SamFinetuneTask
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ValueError, match="not FSDP"):
+        SamFinetuneTask(SamArguments()).load_datasets()

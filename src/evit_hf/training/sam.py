@@ -329,12 +329,6 @@ class _SamTaskBase(TrainingTask):
         return rename_columns(load_split(source, split, config_name=args.dataset_config,
                                          streaming=args.streaming), columns)
 
-    def load_datasets(self):
-        columns = self._columns()
-        args = self.args
-        return self._load(args.train_split, columns), (self._load(args.eval_split, columns) if args.eval_split
-                                                       else None)
-
     def _columns(self) -> dict[str, str]:
         return {self.args.image_column: "image"}
 
@@ -343,6 +337,17 @@ class _SamTaskBase(TrainingTask):
         self.side = model.config.encoder_image_size
         self.frame_scale = model.config.prompt_image_size / self.side
         return model
+
+    def load_datasets(self):
+        import os
+
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+            raise ValueError("SAM training runs with DDP (`accelerate launch --multi_gpu`), not FSDP: its models fit "
+                             "one device, and the prompted loss wraps the model in a way FSDP evaluation cannot.")
+        columns = self._columns()
+        args = self.args
+        return self._load(args.train_split, columns), (self._load(args.eval_split, columns) if args.eval_split
+                                                       else None)
 
     def pretrained_model(self, module):
         sam = module.sam

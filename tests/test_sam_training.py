@@ -287,3 +287,11 @@ def test_fsdp_is_refused_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(ValueError, match="not FSDP"):
         SamFinetuneTask(SamArguments()).load_datasets()
+
+
+def test_training_script_reports_bad_arguments_in_one_line(capsys):
+    from evit_hf.training.sam import main
+
+    assert main(["--stage", "distill", "--output_dir", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --stage distill needs --teacher_model") and "Traceback" not in err

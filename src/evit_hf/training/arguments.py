@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,6 +177,17 @@ def parse_arguments(arguments_class: type[T], argv: list[str] | None = None) -> 
         raise ValueError(f"Unknown recipe keys in {namespace.config!r}: {unknown}. Run with --help for the fields.")
     values.update({k: v for k, v in vars(namespace).items() if k in known})
     return arguments_class(**values)
+
+
+def run_training(train: Callable[[T], Any], arguments_class: type[T], argv: list[str] | None = None) -> int:
+    """A training script's `main`: parse the arguments and train; bad input (a `ValueError`) ends the run with a
+    one-line error and exit status 2 instead of a stack trace."""
+    try:
+        train(parse_arguments(arguments_class, argv))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 def arguments_dict(arguments: TrainingArguments) -> dict[str, Any]:

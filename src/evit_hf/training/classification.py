@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .arguments import TrainingArguments, parse_arguments
+from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import ClassificationMetrics
 from .models import build_labelled_model
@@ -137,8 +137,7 @@ def train_classification(args: ClassificationArguments) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    train_classification(parse_arguments(ClassificationArguments, argv))
-    return 0
+    return run_training(train_classification, ClassificationArguments, argv)
 
 
 __all__ = ["ClassificationArguments", "ClassificationTask", "train_classification", "main"]

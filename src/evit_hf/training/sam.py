@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .arguments import TrainingArguments, parse_arguments
+from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, builtin_dataset_dir, load_split, rename_columns
 from .metrics import EmbeddingDistillationMetrics, PromptedMaskMetrics
 from .sam_objectives import (
@@ -566,8 +566,7 @@ def train_sam(args: SamArguments) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    train_sam(parse_arguments(SamArguments, argv))
-    return 0
+    return run_training(train_sam, SamArguments, argv)
 
 
 __all__ = ["SamArguments", "SamDistillationTask", "SamFinetuneTask", "Teacher", "build_student", "train_sam", "main"]

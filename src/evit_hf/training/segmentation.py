@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .arguments import TrainingArguments, parse_arguments
+from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import SegmentationMetrics
 from .models import build_labelled_model
@@ -176,8 +176,7 @@ def train_segmentation(args: SegmentationArguments) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    train_segmentation(parse_arguments(SegmentationArguments, argv))
-    return 0
+    return run_training(train_segmentation, SegmentationArguments, argv)
 
 
 __all__ = ["SegmentationArguments", "SegmentationTask", "train_segmentation", "main"]

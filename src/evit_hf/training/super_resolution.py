@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .arguments import TrainingArguments, parse_arguments
+from .arguments import TrainingArguments, run_training
 from .data import builtin_dataset_dir, load_split, rename_columns
 from .metrics import SuperResolutionMetrics
 from .trainer import Trainer, TrainingTask
@@ -122,8 +122,7 @@ def train_super_resolution(args: SuperResolutionArguments) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    train_super_resolution(parse_arguments(SuperResolutionArguments, argv))
-    return 0
+    return run_training(train_super_resolution, SuperResolutionArguments, argv)
 
 
 __all__ = ["SuperResolutionArguments", "SuperResolutionTask", "train_super_resolution", "main"]

@@ -1,0 +1,93 @@
+"""Shared evaluation plumbing: one split of a dataset as a stream, progress bars, the results record.
+
+Owns the steps every task repeats: loading a split (`evit_hf.training.data.load_split`: Hub id, local folder
+or parquet) with its columns checked and renamed, limiting it to the first N samples, wrapping iteration in
+a tqdm bar, and turning metrics into an `EvalResult` that prints as a table and saves as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class EvalResult:
+    """What one `evit-hf eval` run measured: `metrics` (JSON-ready numbers) and `table` (markdown)."""
+
+    task: str
+    model: str
+    data: str
+    metrics: dict[str, Any]
+    table: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (NaN written as null)."""
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_results(result: EvalResult, path: str | Path) -> Path:
+    """Write `result` as JSON to `path` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return path
+
+
+def load_columns(data: str, split: str, columns: dict[str, str], max_samples: int | None = None):
+    """The split `split` of `data` as a streamed `IterableDataset` with `{source: target}` columns renamed.
+
+    Raises a `ValueError` naming the columns the dataset has when one is missing.
+    """
+    from ..training.data import load_split, rename_columns
+
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"--max-samples must be positive, got {max_samples}.")
+    dataset = rename_columns(load_split(data, split), columns)
+    return dataset.take(max_samples) if max_samples else dataset
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
+    """`items` under a tqdm progress bar (on stderr)."""
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=description, total=total, unit=unit, dynamic_ncols=True)
+
+
+def load_model(auto_class_name: str, name: str, device: str = "cpu"):
+    """`transformers.<auto_class_name>.from_pretrained(name)` in eval mode on `device`; a `ValueError` when
+    `name` is neither a folder nor a Hub id holding such a model."""
+    import transformers  # EfficientViT is registered with the Auto classes on `import evit_hf`
+
+    auto_class = getattr(transformers, auto_class_name)
+    try:
+        model = auto_class.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"Cannot load {name!r} as {auto_class_name}: {err}") from err
+    return model.eval().to(device)
+
+
+def positive(name: str, value: int | float) -> None:
+    """Raise a `ValueError` unless `value` is positive (`name` is the option shown to the user)."""
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}.")
+
+
+__all__ = ["EvalResult", "load_columns", "load_model", "positive", "progress", "write_results"]

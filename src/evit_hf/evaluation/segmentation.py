@@ -11,17 +11,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ..models.efficientvit.image_processing_efficientvit_seg import short_side_resize_shape
 from ..models.efficientvit.modeling_efficientvit import resize_bicubic
-from ..models.efficientvit.modeling_efficientvit_sr import _tile_starts
+from ..models.efficientvit.modeling_efficientvit_sr import tile_starts
 from ..training.metrics import SegmentationMetrics
 from ..training.transforms import label_map, normalize, to_rgb
 from .runner import EvalResult, load_columns, load_model, positive, progress
 
 DIVISOR = 32  # total stride of the released models
+# cityscapesScripts labels.py: labelId (0..33) -> trainId (0..18), 255 = not evaluated.
+CITYSCAPES_TRAIN_IDS = np.array([255] * 7 + [0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9, 10, 11, 12, 13,
+                                 14, 15, 255, 255, 16, 17, 18], dtype=np.int64)
+
+
+def cityscapes_train_ids(label_ids: np.ndarray) -> np.ndarray:
+    """Cityscapes `*_gtFine_labelIds` values mapped to the 19 trainIds the models predict (others: 255)."""
+    inside = (label_ids >= 0) & (label_ids < len(CITYSCAPES_TRAIN_IDS))
+    return np.where(inside, CITYSCAPES_TRAIN_IDS[np.clip(label_ids, 0, len(CITYSCAPES_TRAIN_IDS) - 1)], 255)
 
 
 @dataclass
@@ -29,12 +39,14 @@ class SegmentationSettings:
     """How images are fed to the model.
 
     `short_side`: resize (bicubic) as the original ADE20K protocol, None keeps the full resolution (Cityscapes).
+    `cityscapes_label_ids`: labels are Cityscapes labelIds, mapped to trainIds as the original evaluation.
     `max_pixels`: images with more (resized) pixels are run as `window`-sized crops every `stride` pixels,
     their logits averaged where they overlap.
     """
 
     short_side: int | None = None
     reduce_labels: bool = False
+    cityscapes_label_ids: bool = False
     ignore_index: int = 255
     max_pixels: int | None = None
     window: int = 1024
@@ -65,7 +77,7 @@ def _pad(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(pixels, (0, width - pixels.shape[-1], 0, height - pixels.shape[-2]))
 
 
-def _logits_at_input(model, pixels: torch.Tensor) -> torch.Tensor:
+def logits_at_input(model, pixels: torch.Tensor) -> torch.Tensor:
     """(1, classes, h, w) logits for (1, 3, h, w) pixels, padded to a multiple of 32 for the network and
     resized bicubically to the padded input, then cropped back to (h, w)."""
     height, width = pixels.shape[-2:]
@@ -80,10 +92,10 @@ def sliding_window_logits(model, pixels: torch.Tensor, window: int, stride: int)
     height, width = pixels.shape[-2:]
     output: torch.Tensor | None = None
     count = torch.zeros(1, 1, height, width)
-    for top in _tile_starts(height, window, stride):
-        for left in _tile_starts(width, window, stride):
+    for top in tile_starts(height, window, stride):
+        for left in tile_starts(width, window, stride):
             crop = pixels[..., top:top + window, left:left + window]
-            logits = _logits_at_input(model, crop).cpu()
+            logits = logits_at_input(model, crop).cpu()
             if output is None:
                 output = torch.zeros(1, logits.shape[1], height, width)
             h, w = crop.shape[-2:]
@@ -103,7 +115,7 @@ def predict(model, image: Image.Image, size: tuple[int, int], settings: Segmenta
         elif height % DIVISOR == 0 and width % DIVISOR == 0:
             logits = model(pixel_values=pixels).logits  # stride 8, resized straight to the label as the original
         else:
-            logits = _logits_at_input(model, pixels)
+            logits = logits_at_input(model, pixels)
         return resize_bicubic(logits.float(), size).argmax(1)[0].cpu()
 
 
@@ -119,6 +131,8 @@ def evaluate_segmentation(model_name: str, data: str, *, split: str = "validatio
     images = 0
     for example in progress(dataset, "eval seg"):
         labels = label_map(example["label"], settings.reduce_labels, settings.ignore_index)
+        if settings.cityscapes_label_ids:
+            labels = cityscapes_train_ids(labels)
         prediction = predict(model, example["image"], labels.shape, settings)
         try:
             metrics.update(prediction[None], torch.from_numpy(labels)[None])
@@ -133,4 +147,13 @@ def evaluate_segmentation(model_name: str, data: str, *, split: str = "validatio
     return EvalResult("seg", model_name, data, results, metrics.table(), settings=vars(settings) | {"split": split})
 
 
-__all__ = ["SegmentationSettings", "evaluate_segmentation", "predict", "preprocess", "sliding_window_logits"]
+__all__ = [
+    "CITYSCAPES_TRAIN_IDS",
+    "SegmentationSettings",
+    "cityscapes_train_ids",
+    "evaluate_segmentation",
+    "logits_at_input",
+    "predict",
+    "preprocess",
+    "sliding_window_logits",
+]

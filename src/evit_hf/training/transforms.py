@@ -143,7 +143,8 @@ def classification_eval_transform(image: Image.Image, *, size: int, crop_pct: fl
     return normalize(image.crop((left, top, left + size, top + size)))
 
 
-def _to_unit(image: Image.Image) -> np.ndarray:
+def to_unit(image: Image.Image) -> np.ndarray:
+    """(3, H, W) float32 in [0, 1] of an RGB image (super-resolution inputs and targets are not normalised)."""
     return np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0)
 
 
@@ -171,7 +172,7 @@ def super_resolution_train_transform(
         patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
     if transform >> 1:
         patch = patch.transpose((Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270)[(transform >> 1) - 1])
-    return _to_unit(bicubic_downscale(patch, scale)), _to_unit(patch)
+    return to_unit(bicubic_downscale(patch, scale)), to_unit(patch)
 
 
 def super_resolution_eval_transform(image: Image.Image, *, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +180,7 @@ def super_resolution_eval_transform(image: Image.Image, *, scale: int) -> tuple[
     image = to_rgb(image)
     width, height = image.width - image.width % scale, image.height - image.height % scale
     image = image.crop((0, 0, width, height))
-    return _to_unit(bicubic_downscale(image, scale)), _to_unit(image)
+    return to_unit(bicubic_downscale(image, scale)), to_unit(image)
 
 
 __all__ = [

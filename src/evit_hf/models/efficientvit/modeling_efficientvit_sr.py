@@ -198,7 +198,7 @@ DEFAULT_TILE_SIZE = 256
 DEFAULT_TILE_OVERLAP = 16
 
 
-def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     """Tile origins covering [0, length): every `stride`, the last one flush with the end."""
     if length <= tile:
         return [0]
@@ -256,7 +256,7 @@ def tiled_upscale(
     blend = (tile_overlap - 2 * margin) * scale
     output = torch.zeros(batch, channels, height * scale, width * scale, device=pixel_values.device)
     total = torch.zeros(1, 1, height * scale, width * scale, device=pixel_values.device)
-    rows, cols = _tile_starts(height, tile_size, stride), _tile_starts(width, tile_size, stride)
+    rows, cols = tile_starts(height, tile_size, stride), tile_starts(width, tile_size, stride)
     for top in rows:
         tile_h = min(tile_size, height)
         ramp_y = _edge_ramp(tile_h * scale, top > 0, top + tile_h < height, margin * scale, blend)

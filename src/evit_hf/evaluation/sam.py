@@ -1,0 +1,215 @@
+"""SAM zero-shot evaluation: box prompts scored with COCOeval, and the interactive click protocol.
+
+Owns prompted inference with one image embedding per image (`SamPredictor`), the box protocol (ground-truth
+or detector boxes -> best-of-three masks -> COCO mask AP; with ground-truth boxes also the mean IoU per
+instance, split by area, as the paper's GT-box table), and the click protocol (`next_click`: RITM's clicker,
+as the original evaluation: each click goes to the error pixel farthest from the error region's boundary,
+positive in a missed region, negative in a wrongly added one; mIoU after N clicks). Data reading and
+COCOeval live in `evaluation.coco`; IoU is `training.sam_objectives.mask_iou`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.sa1b import encode_mask
+from ..training.metrics import PromptedMaskMetrics
+from ..training.sam_objectives import mask_iou
+from .coco import (
+    AP_NAMES,
+    AREA_RANGES,
+    ImageRecord,
+    area_name,
+    coco_mask_ap,
+    load_detections,
+    open_source,
+    xywh_to_xyxy,
+)
+from .runner import EvalResult, positive, progress
+
+PROMPT_BATCH = 16  # prompts decoded at once (bounds the memory of full-resolution masks)
+
+
+class SamPredictor:
+    """Masks for prompts on one image at a time, the image embedded once (`set_image`).
+
+    Prompts are in original-image pixels; each prompt gives SAM's three masks, of which the one with the
+    highest predicted IoU is kept, as in the original COCO/LVIS evaluation.
+    """
+
+    def __init__(self, model, processor) -> None:
+        self.model, self.processor = model, processor
+
+    def set_image(self, image) -> None:
+        inputs = self.processor(images=image, return_tensors="pt")
+        self.original_sizes = inputs["original_sizes"]
+        self.reshaped_sizes = inputs["reshaped_input_sizes"]
+        # Prompt frame / original pixels, per axis (x, y), as SamProcessor scales prompts.
+        self.factor = (self.reshaped_sizes[0] / self.original_sizes[0]).flip(0).double().numpy()
+        with torch.inference_mode():
+            self.embeddings = self.model.get_image_embeddings(inputs["pixel_values"].to(self.model.device))
+
+    def predict(self, boxes: np.ndarray | None = None, points: np.ndarray | None = None,
+                labels: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, H, W) bool masks and (N,) predicted IoUs for N boxes (N, 4) XYXY or point sets (N, K, 2) with
+        labels (N, K) (1 positive, 0 negative)."""
+        count = len(boxes) if boxes is not None else len(points)
+        masks, scores = [], []
+        for start in range(0, count, PROMPT_BATCH):
+            part = slice(start, start + PROMPT_BATCH)
+            prompts: dict[str, torch.Tensor] = {}
+            if boxes is not None:
+                framed = boxes[part] * np.tile(self.factor, 2)
+                prompts["input_boxes"] = torch.as_tensor(framed, dtype=torch.float32)[None]
+            if points is not None:
+                prompts["input_points"] = torch.as_tensor(points[part] * self.factor, dtype=torch.float32)[None]
+                prompts["input_labels"] = torch.as_tensor(labels[part], dtype=torch.int64)[None]
+            with torch.inference_mode():
+                outputs = self.model(image_embeddings=self.embeddings, multimask_output=True,
+                                     **{k: v.to(self.model.device) for k, v in prompts.items()})
+                full = self.processor.post_process_masks(outputs.pred_masks.cpu(), self.original_sizes,
+                                                         self.reshaped_sizes)[0]
+            iou = outputs.iou_scores[0].float().cpu()
+            best = iou.argmax(-1)
+            masks.append(full[torch.arange(len(best)), best].bool())
+            scores.append(iou[torch.arange(len(best)), best])
+        return torch.cat(masks), torch.cat(scores)
+
+
+def next_click(truth: np.ndarray, prediction: np.ndarray, clicked: np.ndarray) -> tuple[np.ndarray, int]:
+    """The next click of the interactive protocol: ((x, y), label) with label 1 positive, 0 negative.
+
+    Missed pixels (truth, not predicted) and wrongly added ones (predicted, not truth) are distance
+    transformed with the image border counted as boundary; the click goes to the farthest pixel of the
+    region type that reaches farther (ties: negative), skipping pixels already clicked. With an empty
+    prediction the first click is the mask pixel farthest from the mask's boundary.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    def distances(region: np.ndarray) -> np.ndarray:
+        return distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1] * ~clicked
+
+    missed = distances(truth & ~prediction)
+    added = distances(prediction & ~truth)
+    region = missed if missed.max() > added.max() else added
+    y, x = np.unravel_index(int(np.argmax(region)), region.shape)
+    return np.array([x, y], dtype=np.float64), int(region is missed)
+
+
+def click_ious(predictor: SamPredictor, truth: np.ndarray, num_clicks: int) -> list[float]:
+    """IoU of the predicted mask after 1 .. `num_clicks` clicks on the (H, W) bool mask `truth`."""
+    prediction = np.zeros_like(truth)
+    clicked = np.zeros_like(truth)
+    points: list[np.ndarray] = []
+    labels: list[int] = []
+    ious = []
+    for _ in range(num_clicks):
+        point, label = next_click(truth, prediction, clicked)
+        clicked[int(point[1]), int(point[0])] = True
+        points.append(point)
+        labels.append(label)
+        masks, _ = predictor.predict(points=np.stack(points)[None], labels=np.array(labels)[None])
+        prediction = masks[0].numpy()
+        ious.append(float(mask_iou(masks[0], torch.from_numpy(truth))))
+    return ious
+
+
+def _miou_table(metrics: dict[str, PromptedMaskMetrics], prefix: str) -> tuple[dict[str, float], list[str]]:
+    """Per-area mean IoUs of `metrics` (keys: all/small/medium/large) as results and one table row."""
+    values = {area: metrics[area].compute()["point_miou"] for area in metrics}
+    results = {f"{prefix}_miou_{area}": value for area, value in values.items()}
+    row = [_percent(v) for v in values.values()]
+    return results, row
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _area_metrics() -> dict[str, PromptedMaskMetrics]:
+    return {"all": PromptedMaskMetrics(), **{name: PromptedMaskMetrics() for name, _, _ in AREA_RANGES}}
+
+
+def _add_iou(metrics: dict[str, PromptedMaskMetrics], area: float, iou: float) -> None:
+    for key in ("all", area_name(area)):
+        metrics[key].update("point", torch.tensor([iou]))
+
+
+def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split: str = "validation",
+                 detections: str | None = None, clicks: Sequence[int] | None = None, max_dets: int = 100,
+                 max_samples: int | None = None, device: str = "cpu") -> EvalResult:
+    """COCO mask AP of box-prompted masks (ground-truth boxes, or `detections`), GT-box mIoU by area, and
+    with `clicks` the mIoU after each requested number of clicks."""
+    from ..commands.sam import load_model_and_processor
+
+    positive("--max-dets", max_dets)
+    clicks = sorted(set(clicks or []))
+    if clicks and clicks[0] < 1:
+        raise ValueError(f"--points must be positive click counts, got {clicks}.")
+    detected = load_detections(detections) if detections else None
+    source = open_source(data, images, split, max_samples)
+    model, processor = load_model_and_processor(model_name)
+    model.to(device)
+    predictor = SamPredictor(model, processor)
+    results: list[dict[str, Any]] = []
+    image_ids: list[int] = []
+    box_metrics = _area_metrics()
+    click_metrics = {n: _area_metrics() for n in clicks}
+    for record in progress(source.records(), "eval sam", total=source.size()):
+        image_ids.append(record.image_id)
+        predictor.set_image(record.image)
+        results += _box_prompts(predictor, record, detected, box_metrics)
+        for annotation in record.annotations if clicks else []:
+            truth = record.mask(annotation)
+            if truth.any():
+                ious = click_ious(predictor, truth, clicks[-1])
+                for n in clicks:
+                    _add_iou(click_metrics[n], annotation["area"], ious[n - 1])
+    if not image_ids:
+        raise ValueError(f"No images in {data!r}.")
+    metrics: dict[str, Any] = {"images": len(image_ids), "prompts": "gt_boxes" if detected is None else "detections"}
+    metrics.update(coco_mask_ap(source.ground_truth(), results, image_ids, max_dets))
+    lines = ["| metric | value (%) |", "|---|---:|"]
+    lines += [f"| mask {name} | {_percent(metrics[name])} |" for name in AP_NAMES]
+    miou_header = ["", "| prompt | mIoU all | small | medium | large |", "|---|---:|---:|---:|---:|"]
+    miou_rows = []
+    if detected is None:
+        box_results, row = _miou_table(box_metrics, "box")
+        metrics.update(box_results)
+        miou_rows.append(f"| GT box | {' | '.join(row)} |")
+    for n in clicks:
+        click_results, row = _miou_table(click_metrics[n], f"click{n}")
+        metrics.update(click_results)
+        miou_rows.append(f"| {n} click{'s' if n > 1 else ''} | {' | '.join(row)} |")
+    table = "\n".join(lines + (miou_header + miou_rows if miou_rows else []))
+    settings = {"images_dir": images, "split": split, "detections": detections, "clicks": clicks,
+                "max_dets": max_dets}
+    return EvalResult("sam", model_name, data, metrics, table, settings=settings)
+
+
+def _box_prompts(predictor: SamPredictor, record: ImageRecord, detected: dict[int, list[dict]] | None,
+                 box_metrics: dict[str, PromptedMaskMetrics]) -> list[dict[str, Any]]:
+    """COCO results for one image's box prompts; with ground-truth boxes, their IoUs go to `box_metrics`."""
+    height, width = record.image.height, record.image.width
+    prompts = detected.get(record.image_id, []) if detected is not None else [
+        a for a in record.annotations if a.get("area", 1) >= 1]
+    if not prompts:
+        return []
+    masks, scores = predictor.predict(boxes=xywh_to_xyxy([p["bbox"] for p in prompts], height, width))
+    results = []
+    for prompt, mask, score in zip(prompts, masks, scores):
+        results.append({"image_id": record.image_id, "category_id": prompt.get("category_id", 1),
+                        "segmentation": encode_mask(mask.numpy()),
+                        "score": float(prompt["score"]) if detected is not None else float(score)})
+        if detected is None:
+            iou = float(mask_iou(mask, torch.from_numpy(record.mask(prompt))))
+            _add_iou(box_metrics, prompt["area"], iou)
+    return results
+
+
+__all__ = ["SamPredictor", "click_ious", "evaluate_sam", "next_click"]

@@ -168,6 +168,44 @@ def test_coco_mask_ap_of_ground_truth_masks_is_one(coco_set):
     assert ap["AP50"] == pytest.approx(1.0) and ap["AP75"] < 1.0
 
 
+def _lvis(ground_truth: dict) -> dict:
+    """The COCO set made LVIS-style: category 3 verified absent from image 1 and category 2 not exhaustively
+    annotated in image 2; categories rare / common / frequent."""
+    lvis = json.loads(json.dumps(ground_truth))
+    lvis["annotations"] = [a for a in lvis["annotations"] if not a["iscrowd"]]
+    for annotation in lvis["annotations"]:
+        annotation.pop("iscrowd")
+    lvis["images"][0].update(neg_category_ids=[3], not_exhaustive_category_ids=[])
+    lvis["images"][1].update(neg_category_ids=[], not_exhaustive_category_ids=[2])
+    lvis["categories"] = [{"id": 1, "frequency": "r"}, {"id": 2, "frequency": "c"}, {"id": 3, "frequency": "f"}]
+    return lvis
+
+
+def test_lvis_federated_ap_ignores_what_lvis_cannot_judge(coco_set):
+    from evit_hf.evaluation.lvis import is_lvis, lvis_mask_ap
+
+    lvis = _lvis(coco_set[2])
+    assert is_lvis(lvis) and not is_lvis(coco_set[2])
+    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"],
+                "score": 0.9} for a in lvis["annotations"]]
+    ap = lvis_mask_ap(lvis, perfect, [1, 2])
+    assert ap["AP"] == pytest.approx(1.0) and ap["APr"] == pytest.approx(1.0) and ap["APc"] == pytest.approx(1.0)
+    assert math.isnan(ap["APf"])  # category 3 has no ground truth anywhere
+    stray = np.zeros((48, 64), bool)
+    stray[0:10, 0:10] = True
+    extra = [
+        # image 2 does not list category 3 as absent: LVIS cannot judge it, the detection is dropped
+        {"image_id": 2, "category_id": 3, "segmentation": encode_mask(stray), "score": 1.0},
+        # category 2 is not exhaustively annotated in image 2: an unmatched mask there is ignored
+        {"image_id": 2, "category_id": 2, "segmentation": encode_mask(stray), "score": 1.0},
+    ]
+    assert lvis_mask_ap(lvis, perfect + extra, [1, 2])["AP"] == pytest.approx(1.0)
+    # in image 1 category 1 is exhaustively annotated: the same stray mask, ranked first, is a false positive
+    false_positive = {"image_id": 1, "category_id": 1, "segmentation": encode_mask(stray), "score": 1.0}
+    scored = lvis_mask_ap(lvis, perfect + [false_positive], [1, 2])
+    assert scored["APr"] < 1.0 and scored["APc"] == pytest.approx(1.0)
+
+
 def test_coco_mask_ap_without_predictions_is_an_error(coco_set):
     with pytest.raises(ValueError, match="nothing to score"):
         coco_mask_ap(coco_set[2], [], [1])
@@ -301,6 +339,22 @@ def test_eval_sam_coco_json_with_gt_boxes_detections_and_clicks(sam_model, coco_
     assert main([*common, "--detections", str(tmp_path / "dets.json"), "--max-samples", "1"]) == 0
     metrics = json.loads(out.read_text())["metrics"]
     assert metrics["prompts"] == "detections" and metrics["images"] == 1 and "box_miou_all" not in metrics
+
+
+def test_eval_sam_scores_lvis_ground_truth_the_federated_way(sam_model, coco_set, tmp_path):
+    path, images, ground_truth = coco_set
+    lvis = _lvis(ground_truth)
+    for info in lvis["images"]:  # as LVIS ships them: a coco_url, no file_name
+        info["coco_url"] = f"http://images.cocodataset.org/{images.name}/{info.pop('file_name')}"
+    lvis_path = tmp_path / "lvis_v1_val.json"
+    lvis_path.write_text(json.dumps(lvis))
+    out = tmp_path / "lvis.json"
+    assert main(["eval", "sam", "--model", sam_model, "--data", str(lvis_path), "--images", str(images.parent),
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["max_dets"] == 300
+    assert 0 <= result["metrics"]["APr"] <= 1 and 0 <= result["metrics"]["APc"] <= 1
+    assert result["metrics"]["APf"] is None
 
 
 def test_eval_sam_sa1b_parquet_dataset(sam_model, tmp_path):

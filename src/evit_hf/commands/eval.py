@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "are the prompts; default: ground-truth boxes")
     sam.add_argument("--points", type=int, nargs="*", default=None, metavar="N",
                      help="also run the interactive protocol and report mIoU after N clicks (no N: 1 3 5)")
-    sam.add_argument("--max-dets", type=int, default=100, help="COCOeval maxDets (100; LVIS uses 300)")
+    sam.add_argument("--max-dets", type=int, default=None,
+                     help="detections scored per image (default: 100 for COCO, 300 for LVIS ground truth)")
 
     sr = task_parser("sr", "Super-resolution: PSNR / SSIM on Y with a border crop of the scale.",
                      "folder of high-resolution images (or one with HR/ and LR*/ sub-folders)")

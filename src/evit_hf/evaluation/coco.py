@@ -46,6 +46,16 @@ class ImageRecord:
         return decode_segmentation(annotation["segmentation"], self.image.height, self.image.width)
 
 
+def image_file_name(info: dict[str, Any]) -> str:
+    """An image entry's path under `--images`: `file_name`, or for LVIS (which has only `coco_url`) the COCO
+    2017 split folder and file, e.g. `val2017/000000397133.jpg`."""
+    if info.get("file_name"):
+        return info["file_name"]
+    if info.get("coco_url"):
+        return "/".join(info["coco_url"].split("/")[-2:])
+    raise ValueError(f"Image entry {info.get('id')} has neither file_name nor coco_url.")
+
+
 class CocoSource:
     """A COCO instances JSON and its image folder: `records()` streams the images with their annotations."""
 
@@ -77,7 +87,7 @@ class CocoSource:
         from PIL import Image
 
         for info in self.image_infos:
-            file = self.images / info["file_name"]
+            file = self.images / image_file_name(info)
             if not file.is_file():
                 raise ValueError(f"Image {str(file)!r} of image_id {info['id']} does not exist.")
             with Image.open(file) as image:
@@ -185,4 +195,5 @@ def coco_mask_ap(ground_truth: dict[str, Any], results: list[dict[str, Any]], im
 
 
 __all__ = ["AP_NAMES", "AREA_RANGES", "CocoSource", "DatasetSource", "ImageRecord", "area_name", "coco_mask_ap",
+           "image_file_name",
            "load_detections", "open_source", "xywh_to_xyxy"]

@@ -30,6 +30,7 @@ from .coco import (
     open_source,
     xywh_to_xyxy,
 )
+from .lvis import LVIS_AP_NAMES, is_lvis, lvis_mask_ap
 from .runner import EvalResult, positive, progress
 
 PROMPT_BATCH = 16  # prompts decoded at once (bounds the memory of full-resolution masks)
@@ -141,13 +142,16 @@ def _add_iou(metrics: dict[str, PromptedMaskMetrics], area: float, iou: float) -
 
 
 def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split: str = "validation",
-                 detections: str | None = None, clicks: Sequence[int] | None = None, max_dets: int = 100,
+                 detections: str | None = None, clicks: Sequence[int] | None = None, max_dets: int | None = None,
                  max_samples: int | None = None, device: str = "cpu") -> EvalResult:
     """COCO mask AP of box-prompted masks (ground-truth boxes, or `detections`), GT-box mIoU by area, and
-    with `clicks` the mIoU after each requested number of clicks."""
+    with `clicks` the mIoU after each requested number of clicks. LVIS ground truth (images with
+    `neg_category_ids`) is scored the federated LVIS way, with APr/APc/APf; `max_dets` defaults to 100 for
+    COCO and 300 for LVIS."""
     from ..commands.sam import load_model_and_processor
 
-    positive("--max-dets", max_dets)
+    if max_dets is not None:
+        positive("--max-dets", max_dets)
     clicks = sorted(set(clicks or []))
     if clicks and clicks[0] < 1:
         raise ValueError(f"--points must be positive click counts, got {clicks}.")
@@ -173,9 +177,17 @@ def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split
     if not image_ids:
         raise ValueError(f"No images in {data!r}.")
     metrics: dict[str, Any] = {"images": len(image_ids), "prompts": "gt_boxes" if detected is None else "detections"}
-    metrics.update(coco_mask_ap(source.ground_truth(), results, image_ids, max_dets))
+    ground_truth = source.ground_truth()
+    if is_lvis(ground_truth):  # federated LVIS scoring, 300 detections per image unless told otherwise
+        max_dets = max_dets or 300
+        metrics.update(lvis_mask_ap(ground_truth, results, image_ids, max_dets))
+        names = LVIS_AP_NAMES
+    else:
+        max_dets = max_dets or 100
+        metrics.update(coco_mask_ap(ground_truth, results, image_ids, max_dets))
+        names = AP_NAMES
     lines = ["| metric | value (%) |", "|---|---:|"]
-    lines += [f"| mask {name} | {_percent(metrics[name])} |" for name in AP_NAMES]
+    lines += [f"| mask {name} | {_percent(metrics[name])} |" for name in names]
     miou_header = ["", "| prompt | mIoU all | small | medium | large |", "|---|---:|---:|---:|---:|"]
     miou_rows = []
     if detected is None:

@@ -35,7 +35,7 @@ def area_name(area: float) -> str:
 
 @dataclass
 class ImageRecord:
-    """One image and its (non-crowd) instance annotations, COCO style: `bbox` XYWH, `segmentation`, `area`."""
+    """One image and its instance annotations (area >= 1), COCO style: `bbox` XYWH, `segmentation`, `area`."""
 
     image_id: int
     image: Any  # PIL image
@@ -92,7 +92,9 @@ class CocoSource:
                 raise ValueError(f"Image {str(file)!r} of image_id {info['id']} does not exist.")
             with Image.open(file) as image:
                 rgb = image.convert("RGB")
-            annotations = [a for a in self.by_image.get(info["id"], []) if not a.get("iscrowd", 0)]
+            # As the original protocol: every annotation with area >= 1 is prompted, crowd regions included
+            # (COCOeval ignores masks matched to crowd regions when it computes AP).
+            annotations = [a for a in self.by_image.get(info["id"], []) if a.get("area", 1) >= 1]
             yield ImageRecord(info["id"], rgb, annotations)
 
     def ground_truth(self) -> dict[str, Any]:

@@ -116,6 +116,11 @@ def test_raw_sa1b_folder_layout_streams(tmp_path):
                                                              "annotations": annotations}))
     examples = list(load_sa1b_folder(folder))
     assert [e["id"] for e in examples] == ["sa_0", "sa_1", "sa_2"]
+    # `load_split` (training and `evit-hf eval`) reads the layout as a split folder or as the folder itself
+    from evit_hf.training.data import load_split
+
+    assert [e["id"] for e in load_split(str(tmp_path), "sa1b")] == ["sa_0", "sa_1", "sa_2"]
+    assert [e["id"] for e in load_split(str(folder), "validation")] == ["sa_0", "sa_1", "sa_2"]
     assert isinstance(examples[0]["image"], Image.Image) and examples[0]["annotations"][0]["segmentation"]["counts"]
     with pytest.raises(ValueError, match="no SA-1B pairs"):
         load_sa1b_folder(tmp_path)

@@ -66,15 +66,22 @@ def _is_data_files(spec: str) -> bool:
 def load_split(dataset: str, split: str, *, config_name: str | None = None, streaming: bool = True):
     """One split of `dataset` as a `datasets.IterableDataset`.
 
-    `dataset` may be a local folder (parquet shards named `{split}-*.parquet`, or an image folder with
-    per-split sub-folders), a parquet file or glob (then `split` may itself be a parquet glob for another
+    `dataset` may be a local folder (parquet shards named `{split}-*.parquet`, an image folder with per-split
+    sub-folders, or SA-1B's own layout of `sa_N.jpg` + `sa_N.json` pairs in `dataset/{split}` or in `dataset`
+    itself, which has no splits), a parquet file or glob (then `split` may itself be a parquet glob for another
     split), or a Hub dataset id.
     """
+    from ..data.sa1b import is_sa1b_folder, load_sa1b_folder
+
     try:
         import datasets
     except ImportError as err:  # pragma: no cover - an install problem, reported clearly
         raise ImportError("Training needs `datasets`: pip install 'evit-hf[train]'.") from err
 
+    if not _is_data_files(split) and not _is_data_files(dataset):
+        for folder in (Path(dataset) / split, Path(dataset)):
+            if is_sa1b_folder(folder):
+                return load_sa1b_folder(folder)
     if _is_data_files(split):
         kwargs: dict[str, Any] = {"path": "parquet", "data_files": {"data": split}, "split": "data"}
         if not glob.glob(split):

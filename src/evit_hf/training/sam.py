@@ -321,12 +321,8 @@ class _SamTaskBase(TrainingTask):
         return str(builtin_dataset_dir(BUILTIN_SA1B)) if self.args.dataset == SYNTHETIC else self.args.dataset
 
     def _load(self, split: str, columns: dict[str, str]):
-        from ..data.sa1b import is_sa1b_folder, load_sa1b_folder
-
-        args, source = self.args, self._source()
-        if is_sa1b_folder(Path(source) / split):
-            return rename_columns(load_sa1b_folder(Path(source) / split), columns)
-        return rename_columns(load_split(source, split, config_name=args.dataset_config,
+        args = self.args
+        return rename_columns(load_split(self._source(), split, config_name=args.dataset_config,
                                          streaming=args.streaming), columns)
 
     def _columns(self) -> dict[str, str]:

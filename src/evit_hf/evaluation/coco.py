@@ -1,7 +1,7 @@
 """COCO-format instance data for the SAM evaluation: reading it, and scoring masks with COCOeval.
 
 Owns the two input layouts (a COCO instances JSON with its image folder, or an SA-1B-format dataset with an
-`annotations` column, read through `load_split` / `load_sa1b_folder`) as one stream of `ImageRecord`s, the
+`annotations` column, read through `load_split`) as one stream of `ImageRecord`s, the
 COCO ground truth they imply (built on the fly for datasets), detector results files, and `coco_mask_ap`:
 pycocotools COCOeval `segm` AP, AP50, AP75 and AP small/medium/large.
 """
@@ -107,13 +107,7 @@ class DatasetSource:
     `category_id`): a parquet file/glob, a local folder, a Hub id, or the raw SA-1B jpg+json folder."""
 
     def __init__(self, data: str, split: str, max_samples: int | None = None) -> None:
-        from ..data.sa1b import is_sa1b_folder, load_sa1b_folder
-
-        if is_sa1b_folder(data):
-            dataset = load_sa1b_folder(data)
-            self.dataset = dataset.take(max_samples) if max_samples else dataset
-        else:
-            self.dataset = load_columns(data, split, {"image": "image", "annotations": "annotations"}, max_samples)
+        self.dataset = load_columns(data, split, {"image": "image", "annotations": "annotations"}, max_samples)
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
 
@@ -169,6 +163,29 @@ def xywh_to_xyxy(boxes: list[list[float]], height: int, width: int) -> np.ndarra
     return np.clip(xyxy, 0, [width, height, width, height])
 
 
+def segm_evaluation(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: list[int],
+                    max_dets: list[int], evaluator_class: type | None = None):
+    """A pycocotools `segm` evaluation (`evaluator_class`, default COCOeval) of `results` (COCO results with RLE
+    `segmentation` and `score`) on `image_ids`, evaluated and accumulated. Ground-truth annotations without an
+    `iscrowd` field (LVIS has none) count as not crowd."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = COCO()
+        coco.dataset = {key: list(value) for key, value in ground_truth.items() if isinstance(value, list)}
+        coco.dataset["annotations"] = [{"iscrowd": 0, **a} for a in coco.dataset["annotations"]]
+        coco.createIndex()
+        # Copies: loadRes adds numpy `bbox` / `area` fields to the dicts it is given.
+        detections = coco.loadRes([{k: v for k, v in r.items() if k not in ("bbox", "area")} for r in results])
+        evaluator = (evaluator_class or COCOeval)(coco, detections, "segm")
+        evaluator.params.imgIds = sorted(image_ids)
+        evaluator.params.maxDets = list(max_dets)
+        evaluator.evaluate()
+        evaluator.accumulate()
+    return evaluator
+
+
 def coco_mask_ap(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: list[int],
                  max_dets: int = 100) -> dict[str, float]:
     """COCOeval `segm` stats of `results` (COCO results with RLE `segmentation` and `score`) on `image_ids`.
@@ -176,26 +193,13 @@ def coco_mask_ap(ground_truth: dict[str, Any], results: list[dict[str, Any]], im
     Returns AP, AP50, AP75, AP_small, AP_medium and AP_large in [0, 1] (NaN where COCOeval has no ground
     truth, its -1), at `max_dets` detections per image.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     if not results:
         raise ValueError("No masks were predicted, so there is nothing to score.")
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco = COCO()
-        coco.dataset = {key: list(value) for key, value in ground_truth.items() if isinstance(value, list)}
-        coco.createIndex()
-        # Copies: loadRes adds numpy `bbox` / `area` fields to the dicts it is given.
-        detections = coco.loadRes([{k: v for k, v in r.items() if k not in ("bbox", "area")} for r in results])
-        evaluator = COCOeval(coco, detections, "segm")
-        evaluator.params.imgIds = sorted(image_ids)
-        evaluator.params.maxDets = [1, 10, max_dets]
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = segm_evaluation(ground_truth, results, image_ids, [1, 10, max_dets])
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluator.summarize()
     return {name: (float(v) if v >= 0 else math.nan) for name, v in zip(AP_NAMES, evaluator.stats[:6])}
 
 
 __all__ = ["AP_NAMES", "AREA_RANGES", "CocoSource", "DatasetSource", "ImageRecord", "area_name", "coco_mask_ap",
-           "image_file_name",
-           "load_detections", "open_source", "xywh_to_xyxy"]
+           "image_file_name", "load_detections", "open_source", "segm_evaluation", "xywh_to_xyxy"]

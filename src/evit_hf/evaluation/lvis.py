@@ -10,13 +10,13 @@ category frequency (`APr`, `APc`, `APf` for rare, common and frequent categories
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
+
+from .coco import segm_evaluation
 
 LVIS_AP_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "APr", "APc", "APf")
 
@@ -48,7 +48,6 @@ def federated_detections(ground_truth: dict[str, Any], results: list[dict[str, A
 def lvis_mask_ap(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: list[int],
                  max_dets: int = 300) -> dict[str, float]:
     """LVIS `segm` AP, AP50, AP75, AP small/medium/large and APr/APc/APf in [0, 1] (NaN without ground truth)."""
-    from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     not_exhaustive = {image["id"]: set(image.get("not_exhaustive_category_ids", []))
@@ -64,18 +63,7 @@ def lvis_mask_ap(ground_truth: dict[str, Any], results: list[dict[str, Any]], im
     detections = federated_detections(ground_truth, results, max_dets)
     if not detections:
         raise ValueError("No predicted mask is of a category LVIS scores in its image, so there is nothing to score.")
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco = COCO()
-        coco.dataset = {key: list(value) for key, value in ground_truth.items() if isinstance(value, list)}
-        # LVIS has no crowd regions (nor the field COCOeval reads)
-        coco.dataset["annotations"] = [{"iscrowd": 0, **a} for a in coco.dataset["annotations"]]
-        coco.createIndex()
-        loaded = coco.loadRes([{k: v for k, v in r.items() if k not in ("bbox", "area")} for r in detections])
-        evaluator = FederatedEval(coco, loaded, "segm")
-        evaluator.params.imgIds = sorted(image_ids)
-        evaluator.params.maxDets = [max_dets]
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = segm_evaluation(ground_truth, detections, image_ids, [max_dets], FederatedEval)
     precision = evaluator.eval["precision"]  # (IoU thresholds, recall, categories, areas, max dets)
     thresholds = list(np.round(evaluator.params.iouThrs, 2))
     frequency = {c["id"]: c.get("frequency") for c in ground_truth.get("categories", [])}

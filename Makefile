@@ -21,9 +21,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(PIP) -e ".[train]"
 	touch $@
 
+# The browser test of `evit-hf app` drives Debian's Chromium; where it cannot be installed (not root, no apt-get,
+# no network) the test skips and says why.
+CHROMIUM := /usr/bin/chromium
+
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) -e ".[train,test]"
+	$(PIP) -e ".[train,test,app]"
 	$(PIP) --no-deps $(REFERENCES)
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: tests/test_app_browser.py will be skipped"; fi
 	touch $@
 
 install: $(VENV)/.installed

@@ -6,7 +6,8 @@ the masks are then meaningless). With point / box prompts (original-image pixels
 multimask output is drawn over the image (semi-transparent colour and contour, prompts marked); with
 `--everything` the mask-generation pipeline runs on a `--points-per-side` grid and every mask gets its own
 colour. Prompts are validated with the processor's `check_prompts`; the time of the image embedding and of
-the masks is printed.
+the masks is printed. `predict_mask` is `embed_image` (the encoder, once per image) then `decode_mask` (prompt
+encoder and mask decoder on that embedding), which `evit-hf app` calls per click.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 import colorsys
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,43 +118,79 @@ def _checker(processor):
     return EfficientViTSamImageProcessor()
 
 
-def predict_mask(image, model, processor, points=None, labels=None, box=None) -> tuple[np.ndarray, float, dict]:
-    """The best-IoU mask (H, W) bool of one prompt (original pixels), its IoU score and the timings in ms."""
-    import torch
-    from transformers import SamProcessor
+@dataclass
+class SamImageEmbedding:
+    """One image's encoder output with the sizes its prompts and masks are mapped with (original pixels)."""
 
-    height, width = image.height, image.width
+    embeddings: Any               # (1, C, h, w) torch tensor from `model.get_image_embeddings`
+    original_sizes: Any           # (1, 2) tensor: (height, width) of the original image
+    reshaped_input_sizes: Any     # (1, 2) tensor: the image's size in the prompt frame
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the original image."""
+        return int(self.original_sizes[0, 0]), int(self.original_sizes[0, 1])
+
+
+def embed_image(image, model, processor) -> tuple[SamImageEmbedding, float]:
+    """The image embedding of a PIL image (run the encoder once, then `decode_mask` per prompt) and its ms."""
+    import torch
+
+    inputs = processor(image, return_tensors="pt")
+    with torch.inference_mode():
+        start = time.perf_counter()
+        embeddings = model.get_image_embeddings(inputs["pixel_values"])
+        embed_ms = (time.perf_counter() - start) * 1e3
+    return SamImageEmbedding(embeddings, inputs["original_sizes"], inputs["reshaped_input_sizes"]), embed_ms
+
+
+def decode_mask(embedding: SamImageEmbedding, model, processor, points=None, labels=None,
+                box=None) -> tuple[np.ndarray, float, float]:
+    """The best-IoU mask (H, W) bool of one prompt (original pixels) on a precomputed embedding, its IoU score
+    and the ms of the prompt encoder + mask decoder + post-processing.
+
+    Points and boxes are checked with `check_prompts` and mapped to the prompt frame as `SamProcessor` does
+    (x * new_w / old_w, y * new_h / old_h)."""
+    import torch
+
+    height, width = embedding.size
     _checker(processor).check_prompts(
         (height, width),
         input_points=[points] if points else None,
         input_labels=[labels] if points else None,
         input_boxes=[box] if box is not None else None,
     )
-    inputs = SamProcessor(image_processor=processor)(
-        images=image,
-        input_points=[[points]] if points else None,
-        input_labels=[[labels]] if points else None,
-        input_boxes=[[box]] if box is not None else None,
-        return_tensors="pt",
-    )
-    prompts = {
-        key: inputs[key].to(torch.int64 if key == "input_labels" else torch.float32)
-        for key in ("input_points", "input_labels", "input_boxes")
-        if key in inputs
-    }
+    new_h, new_w = (int(v) for v in embedding.reshaped_input_sizes[0])
+    scale = np.array([new_w / width, new_h / height], dtype=np.float64)
+    prompts = {}
+    if points:
+        prompts["input_points"] = torch.from_numpy(np.asarray(points, np.float64) * scale).float()[None, None]
+        prompts["input_labels"] = torch.tensor(labels, dtype=torch.int64)[None, None]
+    if box is not None:
+        prompts["input_boxes"] = torch.from_numpy(np.asarray(box, np.float64) * np.tile(scale, 2)).float()[None, None]
     with torch.inference_mode():
         start = time.perf_counter()
-        embeddings = model.get_image_embeddings(inputs["pixel_values"])
-        embed_ms = (time.perf_counter() - start) * 1e3
-        start = time.perf_counter()
-        outputs = model(image_embeddings=embeddings, multimask_output=True, **prompts)
+        outputs = model(image_embeddings=embedding.embeddings, multimask_output=True, **prompts)
         masks = processor.post_process_masks(
-            outputs.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"]
+            outputs.pred_masks, embedding.original_sizes, embedding.reshaped_input_sizes
         )[0]
         mask_ms = (time.perf_counter() - start) * 1e3
     scores = outputs.iou_scores[0, 0]
     best = int(scores.argmax())
-    return masks[0, best].numpy().astype(bool), float(scores[best]), {"embedding_ms": embed_ms, "mask_ms": mask_ms}
+    return masks[0, best].numpy().astype(bool), float(scores[best]), mask_ms
+
+
+def predict_mask(image, model, processor, points=None, labels=None, box=None) -> tuple[np.ndarray, float, dict]:
+    """The best-IoU mask (H, W) bool of one prompt (original pixels), its IoU score and the timings in ms."""
+    _checker(processor).check_prompts(  # before the encoder runs: bad prompts fail fast
+        (image.height, image.width),
+        input_points=[points] if points else None,
+        input_labels=[labels] if points else None,
+        input_boxes=[box] if box is not None else None,
+    )
+    embedding, embed_ms = embed_image(image, model, processor)
+    mask, score, mask_ms = decode_mask(embedding, model, processor, points, labels, box)
+    return mask, score, {"embedding_ms": embed_ms, "mask_ms": mask_ms}
 
 
 def generate_masks(image, model, processor, points_per_side: int = 32, pred_iou_thresh: float = 0.88,

@@ -1,0 +1,67 @@
+"""`evit-hf app [--sam-model M] [--seg-model M ...] [--sr-model M] [--host H] [--port P] [--share]`: the web demo.
+
+This module owns the `app` subcommand: it checks which models can be loaded here (without loading them), says
+on stderr what is missing and what to pass instead, then serves the Gradio page (`evit_hf.app`) until Ctrl-C.
+Models load on first use in their tab, so start-up is quick. Defaults: the released Hub models
+(`evit-hf/efficientvit-sam-l0`, `evit-hf/efficientvit-seg-b1-cityscapes`, `evit-hf/efficientvit-seg-b1-ade20k`;
+the organisation follows `EVIT_HF_ORG`) and the x2 super-resolution checkpoint shipped in the package. Offline,
+pass folders written by `evit-hf convert`, or preset names (random weights) to try the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "app",
+        help="Interactive web demo: click-to-segment (SAM), semantic segmentation, super-resolution.",
+        description="Serve the EfficientViT web demo (Gradio; needs the `app` extra). Models are saved folders "
+        "(`evit-hf convert`), Hub ids, or preset names (random weights); they load on first use.",
+    )
+    parser.add_argument("--sam-model", default=None,
+                        help="EfficientViT-SAM model (default: evit-hf/efficientvit-sam-l0; offline: a converted "
+                        "folder, or sam-l0 for random weights)")
+    parser.add_argument("--seg-model", action="append", default=None, metavar="M",
+                        help="segmentation model(s) for the dropdown: repeat the flag or give a comma list "
+                        "(default: evit-hf/efficientvit-seg-b1-cityscapes, evit-hf/efficientvit-seg-b1-ade20k)")
+    parser.add_argument("--sr-model", default=None,
+                        help="super-resolution model (default: the x2 checkpoint shipped in evit-hf)")
+    parser.add_argument("--seg-short-side", type=int, default=None,
+                        help="segment at this short side (long side to a multiple of 32) instead of the model's "
+                        "own size; smaller is faster")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public *.gradio.live link (off by default; needs the internet)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("gradio") is None:
+        raise ValueError('the web demo needs Gradio: pip install "evit-hf[app]" (or pip install gradio).')
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 1-65535, got {args.port}.")
+    from ..app import AppConfig, DemoState, build_demo, launch
+
+    config = AppConfig(sam_model=args.sam_model or "", seg_models=tuple(args.seg_model or ()),
+                       sr_model=args.sr_model, seg_short_side=args.seg_short_side)
+    state = DemoState.create(config)
+    for status in state.statuses:
+        kind = {"sam": "SAM", "seg": "segmentation", "sr": "super-resolution"}[status.kind]
+        if status.available:
+            print(f"evit-hf app: {kind}: {status.note}", file=sys.stderr)
+        else:
+            print(f"evit-hf app: warning: {kind} model not available: {status.note}", file=sys.stderr)
+    demo = build_demo(state=state)
+    try:
+        launch(demo, host=args.host, port=args.port, share=args.share)
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:  # e.g. the port is taken
+        raise ValueError(f"cannot serve on {args.host}:{args.port}: {err}") from err
+    return 0

@@ -14,7 +14,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "original"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (placeholder_torchvision)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (shared tiny configs)
 
 
 def _formula():
@@ -147,3 +147,14 @@ def two_process_launcher() -> list[str]:
 def training_log(run_dir: Path) -> list[dict]:
     """The records of a run's `log.jsonl`."""
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module (tests that run beside others, or time nothing)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

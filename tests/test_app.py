@@ -32,12 +32,7 @@ WIDTH, HEIGHT = 120, 90  # not square: catches swapped x / y
 OFFLINE = lambda: False  # noqa: E731 - the Hub is never asked
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

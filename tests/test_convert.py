@@ -22,11 +22,13 @@ def _randomise_bn_stats(module: torch.nn.Module, seed: int = 0) -> None:
             m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
 
 
+@pytest.mark.parametrize("optimized", [True, False], ids=["optimized", "plain"])
 @pytest.mark.parametrize("case", CLS_CASES)
-def test_original_fixture_parity(case, original_fixture):
+def test_original_fixture_parity(case, optimized, original_fixture):
     fixture = original_fixture(case)
     model = from_original(fixture.state_dict, case)
     assert not model.training
+    model.set_inference_optimizations(optimized)  # the eval-mode fast path (default) and the plain graph
     with torch.inference_mode():
         out = model(fixture.image, output_hidden_states=True)
     assert out.logits.shape == fixture.outputs["logits"].shape
@@ -83,9 +85,9 @@ def test_corrupt_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def efficientsam_backbones():
-    import placeholder_torchvision
+    from evit_hf.bench import placeholders
 
-    placeholder_torchvision.install()
+    placeholders.install()
     from efficientsam.models.efficientvit import backbone
 
     return backbone
@@ -110,9 +112,9 @@ def test_efficientsam_backbone_parity(preset, efficientsam_backbones):
 
 @pytest.mark.parametrize("name", ["b0", "b1", "b2", "b3", "l1", "l2", "l3"])
 def test_timm_parity(name):
-    import placeholder_torchvision
+    from evit_hf.bench import placeholders
 
-    placeholder_torchvision.install()
+    placeholders.install()
     import timm
 
     torch.manual_seed(0)

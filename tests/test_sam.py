@@ -75,10 +75,12 @@ def assert_close(
 @pytest.mark.parametrize(
     "case", [pytest.param(c, marks=pytest.mark.slow) if c in HEAVY_CASES else c for c in SAM_CASES]
 )
-def test_sam_fixture_parity(original_fixture, case):
+@pytest.mark.parametrize("optimized", [True, False], ids=["optimized", "plain"])
+def test_sam_fixture_parity(original_fixture, case, optimized):
     fixture = original_fixture(case)
     assert fixture.index["norm_eps"] == 1e-6
     model = from_original(fixture.state_dict, case)
+    model.set_inference_optimizations(optimized)  # the eval-mode fast path (default) and the plain graph
     assert model.config.encoder_image_size == fixture.index["input"][-1]
     out = fixture.outputs
     with torch.no_grad():
@@ -125,9 +127,9 @@ def _random_state_dict(reference: torch.nn.Module, seed: int = 0) -> dict[str, t
 
 
 def _efficientsam(case: str) -> torch.nn.Module:
-    import placeholder_torchvision
+    from evit_hf.bench import placeholders
 
-    placeholder_torchvision.install()
+    placeholders.install()
     from efficientsam.models.efficientvit import sam as reference_sam
     from efficientsam.models.nn.norm import set_norm_eps
 

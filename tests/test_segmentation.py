@@ -46,11 +46,13 @@ def tiny_config(**overrides) -> EfficientViTConfig:
     return EfficientViTConfig(**kwargs)
 
 
+@pytest.mark.parametrize("optimized", [True, False], ids=["optimized", "plain"])
 @pytest.mark.parametrize("case", PARITY_CASES)
-def test_parity_with_original(original_fixture, case):
+def test_parity_with_original(original_fixture, case, optimized):
     fixture = original_fixture(case)
     model = from_original(fixture.state_dict, case)
     assert isinstance(model, EfficientViTForSemanticSegmentation) and not model.training
+    model.set_inference_optimizations(optimized)  # the eval-mode fast path (default) and the plain graph
     with torch.inference_mode():
         logits = model(fixture.image).logits
     expected = fixture.outputs["logits"]

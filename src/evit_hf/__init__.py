@@ -28,6 +28,7 @@ from .models.efficientvit import (
     SuperResolutionPipeline,
     tiled_upscale,
 )
+from .optimization import compile_for_inference, tune_cpu_allocator
 from .registration import register
 
 __version__ = "0.1.0"
@@ -56,6 +57,8 @@ __all__ = [
     "EfficientViTSRImageProcessor",
     "SuperResolutionPipeline",
     "tiled_upscale",
+    "compile_for_inference",
+    "tune_cpu_allocator",
     "register",
     "__version__",
 ]

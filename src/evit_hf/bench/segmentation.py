@@ -13,12 +13,11 @@ Python starts to take effect (OpenMP reads it when torch loads), so it is docume
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import Sequence
 
 import torch
 
+from ..optimization import tune_cpu_allocator as tune_allocator
 from .core import count_parameters, markdown_table, measured_setting, time_pixel_model
 
 # The official SegFormer hyperparameters (mit-b0/b1/b2 encoders, all-MLP decoder).
@@ -30,23 +29,6 @@ SEGFORMER_CONFIGS: dict[str, dict] = {
 _SEGFORMER_COMMON = {
     "num_attention_heads": [1, 2, 5, 8], "sr_ratios": [8, 4, 2, 1], "mlp_ratios": [4, 4, 4, 4], "num_labels": 19,
 }
-
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc malloc.h
-
-
-def tune_allocator() -> bool:
-    """glibc only: keep big activations on the heap (no mmap/munmap per forward). True if applied."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    ok = mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_TOP_PAD, 64 << 20)
-    return bool(ok)
-
 
 def segformer_model(name: str) -> torch.nn.Module:
     """A random-weight transformers SegformerForSemanticSegmentation with the official B0/B1/B2 shapes."""

@@ -1,4 +1,4 @@
-"""`evit-hf bench TASK`: latency tables against peers measured in the same run."""
+"""`evit-hf bench TASK`: latency tables against peers (or the original implementation) measured in the same run."""
 
 from __future__ import annotations
 
@@ -9,10 +9,40 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="Benchmark EfficientViT against peers in the same run.")
-    parser.add_argument("task", choices=["cls", "seg", "sam", "sr"], help="which benchmark")
-    parser.add_argument("--presets", nargs="*", help="restrict to these presets")
-    parser.add_argument("--budget", type=float, default=5.0, help="seconds of timing per row")
+    parser = subparsers.add_parser(
+        "bench",
+        help="Benchmark EfficientViT against peers in the same run.",
+        description="cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph "
+        "against the original implementation on identical weights (GMAC/s, share of the GEMM peak).",
+    )
+    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu"], help="which benchmark")
+    parser.add_argument(
+        "--study",
+        choices=["mixers"],
+        help="mixers: latency, peak memory and scaling exponent of every token mixer (one stage and a whole seg "
+        "model, --sizes), with --plot",
+    )
+    parser.add_argument(
+        "--sizes", nargs="*", type=int, help="--study mixers: square input sizes (default 256 512 1024 2048)"
+    )
+    parser.add_argument("--plot", type=Path, help="--study mixers: write the scaling plot (PNG)")
+    parser.add_argument("--presets", nargs="*", help="restrict to these presets (cls, seg, sam, sr)")
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        help="cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
+        "encoders, cls B1 at 224)",
+    )
+    parser.add_argument("--compile", action="store_true", help="cpu: also time torch.compile (Inductor freezing)")
+    parser.add_argument("--threads", type=int, help="cpu: torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--settings",
+        action="store_true",
+        help="cpu: compare thread / OpenMP / allocator settings instead (one process per setting; first case)",
+    )
+    parser.add_argument(
+        "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.set_defaults(func=run)
 
@@ -20,21 +50,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench.core import environment
 
+    if (args.task is None) == (args.study is None):
+        raise ValueError("give either a benchmark (cls, seg, sam, sr, cpu) or --study mixers")
     print("setting: " + ", ".join(f"{k}={v}" for k, v in environment().items()))
+    if args.study == "mixers":
+        return _mixer_study(args)
+    default_budget = 20.0 if args.task == "cpu" else 5.0
+    kwargs = {"budget_s": args.budget if args.budget is not None else default_budget}
     if args.task == "cls":
         from ..bench.zoo import format_zoo, zoo_rows
 
-        rows = zoo_rows(args.presets, budget_s=args.budget)
+        rows = zoo_rows(args.presets, **kwargs)
         table = format_zoo(rows)
+    elif args.task == "cpu":
+        from ..bench import inference
+
+        cases = [inference.parse_case(case) for case in args.cases] if args.cases else None
+        if args.settings:
+            from ..bench import settings
+
+            variant, size = cases[0] if cases else ("seg-b1-cityscapes", (1024, 2048))
+            rows = settings.run(variant, size, **kwargs)
+            table = settings.format_table(rows)
+        else:
+            rows = inference.run(cases or inference.DEFAULT_CASES, compile=args.compile, threads=args.threads,
+                                 **kwargs)
+            table = inference.format_table(rows)
     else:
         modules = {"seg": "segmentation", "sam": "sam", "sr": "super_resolution"}
         module = importlib.import_module(f"..bench.{modules[args.task]}", __package__)
-        kwargs = {"budget_s": args.budget}
         if args.presets:
             kwargs["presets"] = args.presets
         rows = module.run(**kwargs)
         table = module.format_table(rows)
     print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _mixer_study(args: argparse.Namespace) -> int:
+    from ..bench import mixers
+
+    kwargs = {"progress": True}
+    if args.sizes:
+        kwargs["sizes"] = tuple(args.sizes)
+    if args.budget is not None:
+        kwargs["budget_s"] = args.budget
+    if args.threads is not None:
+        kwargs["threads"] = args.threads
+    rows = mixers.run(**kwargs)
+    print(mixers.format_table(rows))
+    if args.plot:
+        mixers.plot(rows, args.plot)
+        print(f"plot: {args.plot}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -6,6 +6,7 @@ command works offline as is. Recipes in `configs/train/` set up Cityscapes and A
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
 
 from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
@@ -47,6 +49,10 @@ class SegmentationArguments(TrainingArguments):
     reduce_labels: bool = field(default=False, metadata={
         "help": "map class 0 to the ignore index and shift the others down (ADE20K's 'other' class)"})
     ignore_index: int = field(default=255, metadata={"help": "label value ignored by the loss and the metrics"})
+    token_mixer: str | None = field(default=None, metadata={
+        "help": "global token mixer of the EfficientViT blocks: lite_mla (the original), softmax, hyena or retention "
+        "(default: the preset's / checkpoint's, i.e. lite_mla); a checkpoint's other weights are kept and the new "
+        "mixers start fresh", "choices": [None, "lite_mla", "softmax", "hyena", "retention"]})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +62,11 @@ class SegmentationArguments(TrainingArguments):
             raise ValueError(f"crop_size must be one or two sizes of at least 32, got {self.crop_size}.")
         if any(size % 32 for size in self.crop_size):
             raise ValueError(f"crop_size must be a multiple of 32 (the model stride), got {self.crop_size}.")
+        if self.token_mixer is not None:
+            from ..models.efficientvit.configuration_efficientvit import TOKEN_MIXERS
+
+            if self.token_mixer not in TOKEN_MIXERS:
+                raise ValueError(f"token_mixer must be one of {', '.join(TOKEN_MIXERS)}, got {self.token_mixer!r}.")
         low, high = self.scale_range
         if not 0 < low <= high:
             raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}.")
@@ -117,8 +128,14 @@ class SegmentationTask(TrainingTask):
         from ..models.efficientvit import EfficientViTForSemanticSegmentation
 
         args = self.args
-        return build_labelled_model(EfficientViTForSemanticSegmentation, self.id2label, preset=args.preset,
-                                    default_preset=DEFAULT_PRESET, model_name_or_path=args.model_name_or_path)
+        model = build_labelled_model(EfficientViTForSemanticSegmentation, self.id2label, preset=args.preset,
+                                     default_preset=DEFAULT_PRESET, model_name_or_path=args.model_name_or_path)
+        if args.token_mixer is None or args.token_mixer == model.config.token_mixer:
+            return model
+        model, fresh = with_token_mixer(model, args.token_mixer)
+        if args.model_name_or_path and fresh:
+            print(f"token_mixer={args.token_mixer}: newly initialised (to be trained): {', '.join(fresh)}", flush=True)
+        return model
 
     def _labels(self, example: dict[str, Any]) -> np.ndarray:
         return label_map(example["label"], self.args.reduce_labels, self.args.ignore_index)
@@ -170,6 +187,23 @@ class SegmentationTask(TrainingTask):
                                              do_reduce_labels=self.args.reduce_labels)
 
 
+def with_token_mixer(model: PreTrainedModel, token_mixer: str) -> tuple[PreTrainedModel, list[str]]:
+    """`model` rebuilt with another token mixer, and the modules left freshly initialised: every weight outside
+    the EfficientViT blocks' `attention` modules is copied over, the new mixers keep their initialisation."""
+    from ..models.efficientvit.configuration_efficientvit import TOKEN_MIXERS
+
+    if token_mixer not in TOKEN_MIXERS:
+        raise ValueError(f"Unknown token_mixer {token_mixer!r}; expected one of {', '.join(TOKEN_MIXERS)}.")
+    config = copy.deepcopy(model.config)
+    config.token_mixer = token_mixer
+    rebuilt = type(model)(config)
+    # Nothing of the old mixer carries over, even where shapes agree (softmax's qkv has LiteMLA's shape).
+    shared = {k: v for k, v in model.state_dict().items() if ".attention." not in k}
+    missing = rebuilt.load_state_dict(shared, strict=False).missing_keys
+    fresh = sorted({key.split(".attention.")[0] + ".attention" for key in missing})
+    return rebuilt, fresh
+
+
 def train_segmentation(args: SegmentationArguments) -> dict[str, Any]:
     """Train as `args` says and return the final evaluation results."""
     return Trainer(SegmentationTask(args), args).train()
@@ -179,4 +213,4 @@ def main(argv: list[str] | None = None) -> int:
     return run_training(train_segmentation, SegmentationArguments, argv)
 
 
-__all__ = ["SegmentationArguments", "SegmentationTask", "train_segmentation", "main"]
+__all__ = ["SegmentationArguments", "SegmentationTask", "train_segmentation", "with_token_mixer", "main"]

@@ -22,6 +22,12 @@ except ImportError:
 
 BLOCK_TYPES = ("ds", "res", "mb", "fmb", "att")
 ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")
+# Token mixers of the EfficientViT block (`modeling_efficientvit_mixers.py` has all but the original LiteMLA).
+TOKEN_MIXERS = ("lite_mla", "softmax", "hyena", "retention")
+# Defaults of the mixer hyperparameters, shared with the mixers' `getattr` fallbacks (configs without them).
+HYENA_DEFAULTS: dict[str, Any] = {"hyena_order": 2, "hyena_filter_hidden": 32, "hyena_filter_frequencies": 8,
+                                  "hyena_filter_reach": [4.0, 256.0]}
+RETENTION_DEFAULTS: dict[str, Any] = {"retention_decay_exponents": [2.0, 6.0]}
 
 _B_SERIES = {
     "block_types": ["ds", "mb", "mb", "att", "att"],
@@ -171,14 +177,32 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         fewer_norm (`list[bool]`):
             Per stage: convolutions inside MBConv/FusedMBConv/ResBlock use a bias and no BatchNorm, except
             for the last one (the original's "fewer_norm").
+        token_mixer (`str`, *optional*, defaults to `"lite_mla"`):
+            Global token mixer of every EfficientViT block: `"lite_mla"` (the original multi-scale ReLU linear
+            attention), `"softmax"` (quadratic multi-head softmax attention over all pixels, the baseline the
+            paper compares against), `"hyena"` (2-D gated long convolution computed with FFTs) or `"retention"`
+            (2-D retention with a per-head Manhattan-distance decay). Each is a drop-in (B, C, H, W) module.
         attention_head_dim (`int`, *optional*, defaults to 16):
-            Channels per head of the linear attention.
+            Channels per head of the attention (`lite_mla`, `softmax` and `retention`); `hyena` mixes
+            `heads * attention_head_dim` channels, headless.
         attention_heads_ratio (`float`, *optional*, defaults to 1.0):
             Heads = `int(channels // attention_head_dim * attention_heads_ratio)`.
         attention_scales (`list[int]`, *optional*, defaults to `[5]`):
-            Kernel sizes of the multi-scale token aggregation (one extra branch each).
+            Kernel sizes of the multi-scale token aggregation (one extra branch each; `lite_mla` only).
         attention_eps (`float`, *optional*, defaults to 1e-15):
-            Added to the attention denominator; the attention always runs in fp32, where it is not 0.
+            Added to the attention denominator; the attention always runs in fp32, where it is not 0 (`lite_mla`).
+        hyena_order (`int`, *optional*, defaults to 2):
+            `hyena`: number of gated long convolutions (the Hyena recurrence depth N; N + 1 input projections).
+        hyena_filter_hidden (`int`, *optional*, defaults to 32):
+            `hyena`: width of the MLP that generates the implicit long filters from relative positions.
+        hyena_filter_frequencies (`int`, *optional*, defaults to 8):
+            `hyena`: sine/cosine features per axis fed to that MLP (periods 4, 8, ..., 2**(frequencies + 1) pixels).
+        hyena_filter_reach (`list[float]`, *optional*, defaults to `[4.0, 256.0]`):
+            `hyena`: distances (feature-map pixels) at which the filter window decays to 1% of its centre, for
+            the fastest and the slowest decaying channel (log-spaced between, as Hyena's exponential modulation).
+        retention_decay_exponents (`list[float]`, *optional*, defaults to `[2.0, 6.0]`):
+            `retention`: head `h` of `n` decays as `gamma_h ** (|dy| + |dx|)` with
+            `gamma_h = 1 - 2 ** -(a + (b - a) * h / n)` for `[a, b]` (RMT's setting: gamma from 0.75 towards 0.98).
         hidden_act (`str`, *optional*, defaults to `"hardswish"`):
             One of `relu`, `relu6`, `hardswish`, `silu`, `gelu` (exact) and `gelu_tanh` (the original's gelu).
         norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -208,6 +232,11 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
             Default input resolution (used for MACs in reports and by the demo).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Std of the truncated normal used to initialise conv and linear weights.
+        optimize_inference (`bool`, *optional*, defaults to `True`):
+            In eval mode, compute with the inference-optimised graph: BatchNorm folded into the conv before it,
+            channels-last feature maps on CPU, in-place activations and residual adds when no gradient is
+            recorded. Outputs agree with the plain graph to fp32 rounding; training mode always runs the plain
+            graph. `model.set_inference_optimizations(False)` switches it off at run time.
         out_features (`list[str]`, *optional*):
             Backbone outputs by stage name (`"stage0"` ... ); defaults to the last stage.
         out_indices (`list[int]`, *optional*):
@@ -229,6 +258,13 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         attention_heads_ratio: float = 1.0,
         attention_scales: list[int] | tuple[int, ...] = (5,),
         attention_eps: float = 1e-15,
+        token_mixer: str = "lite_mla",
+        hyena_order: int = HYENA_DEFAULTS["hyena_order"],
+        hyena_filter_hidden: int = HYENA_DEFAULTS["hyena_filter_hidden"],
+        hyena_filter_frequencies: int = HYENA_DEFAULTS["hyena_filter_frequencies"],
+        hyena_filter_reach: list[float] | tuple[float, float] = tuple(HYENA_DEFAULTS["hyena_filter_reach"]),
+        retention_decay_exponents: list[float] | tuple[float, float] = tuple(
+            RETENTION_DEFAULTS["retention_decay_exponents"]),
         hidden_act: str = "hardswish",
         norm_eps: float = 1e-5,
         head_widths: list[int] | tuple[int, ...] = (1536, 1600),
@@ -243,6 +279,7 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         semantic_loss_ignore_index: int = 255,
         image_size: int = 224,
         initializer_range: float = 0.02,
+        optimize_inference: bool = True,
         out_features: list[str] | None = None,
         out_indices: list[int] | None = None,
         **kwargs: Any,
@@ -259,6 +296,12 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         self.attention_heads_ratio = attention_heads_ratio
         self.attention_scales = [int(s) for s in _as_list(attention_scales)]
         self.attention_eps = attention_eps
+        self.token_mixer = token_mixer
+        self.hyena_order = int(hyena_order)
+        self.hyena_filter_hidden = int(hyena_filter_hidden)
+        self.hyena_filter_frequencies = int(hyena_filter_frequencies)
+        self.hyena_filter_reach = [float(r) for r in _as_list(hyena_filter_reach)]
+        self.retention_decay_exponents = [float(e) for e in _as_list(retention_decay_exponents)]
         self.hidden_act = hidden_act
         self.norm_eps = norm_eps
         self.head_widths = list(head_widths)
@@ -277,6 +320,7 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         self.semantic_loss_ignore_index = semantic_loss_ignore_index
         self.image_size = image_size
         self.initializer_range = initializer_range
+        self.optimize_inference = bool(optimize_inference)
         self._validate()
         # The property setters align features and indices on transformers 4.57 and 5.x alike.
         if out_indices is not None and out_features is None:
@@ -311,8 +355,25 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
                 )
         if any(s % 2 == 0 for s in self.attention_scales):
             raise ValueError(f"`attention_scales` must be odd kernel sizes, got {self.attention_scales}.")
+        self._validate_token_mixer()
         if self.segmentation_head_block not in ("mb", "fmb"):
             raise ValueError(f"`segmentation_head_block` must be 'mb' or 'fmb', got {self.segmentation_head_block!r}.")
+
+    def _validate_token_mixer(self) -> None:
+        if self.token_mixer not in TOKEN_MIXERS:
+            raise ValueError(f"Unknown token_mixer {self.token_mixer!r}; expected one of {', '.join(TOKEN_MIXERS)}.")
+        for name in ("hyena_order", "hyena_filter_hidden", "hyena_filter_frequencies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        reach = self.hyena_filter_reach
+        if len(reach) != 2 or not 0 < reach[0] <= reach[1]:
+            raise ValueError(f"`hyena_filter_reach` must be two distances 0 < fastest <= slowest, got {reach}.")
+        exponents = self.retention_decay_exponents
+        if len(exponents) != 2 or not 0 < exponents[0] <= exponents[1]:
+            raise ValueError(
+                f"`retention_decay_exponents` must be two exponents 0 < first <= last (gamma = 1 - 2**-e), got "
+                f"{exponents}."
+            )
 
     @property
     def num_stages(self) -> int:
@@ -341,4 +402,4 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         return cls(**kwargs)
 
 
-__all__ = ["EfficientViTConfig", "PRESETS", "SEGMENTATION_PRESETS"]
+__all__ = ["EfficientViTConfig", "PRESETS", "SEGMENTATION_PRESETS", "TOKEN_MIXERS"]

@@ -31,7 +31,9 @@ from .modeling_efficientvit import (
     RemoteCodeMixin,
     check_pixel_values,
     init_module_weights,
+    plain_layout,
     resize_bicubic,
+    set_inference_optimizations,
 )
 
 
@@ -95,7 +97,7 @@ class EfficientViTSamVisionEncoder(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         check_pixel_values(pixel_values, self.config)
-        return self.layer_norm(self.neck(self.backbone(pixel_values)))
+        return plain_layout(self.layer_norm(self.neck(self.backbone(pixel_values))))
 
 
 class EfficientViTSamPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
@@ -118,6 +120,15 @@ class EfficientViTSamPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
             nn.init.normal_(module.positional_embedding, std=module.scale)
         else:
             init_module_weights(module, self.config.initializer_range)
+
+    def post_init(self) -> None:
+        super().post_init()
+        set_inference_optimizations(self, getattr(self.config.vision_config, "optimize_inference", True))
+
+    def set_inference_optimizations(self, enabled: bool) -> None:
+        """Use the image encoder's inference-optimised graph in eval mode (`vision_config.optimize_inference`)."""
+        self.config.vision_config.optimize_inference = bool(enabled)
+        set_inference_optimizations(self, enabled)
 
 
 class EfficientViTSamModel(EfficientViTSamPreTrainedModel):

@@ -22,6 +22,7 @@ from .modeling_efficientvit import (
     FusedMBConv,
     MBConv,
     check_pixel_values,
+    plain_layout,
     resize_bicubic,
 )
 
@@ -152,10 +153,10 @@ class EfficientViTForSemanticSegmentation(EfficientViTPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         check_pixel_values(pixel_values, self.config, multiple=self.config.total_stride)
-        outputs = self.efficientvit(pixel_values, output_hidden_states=True, return_dict=True)
-        logits = self.decode_head(outputs.hidden_states)
+        features = self.efficientvit.encoder(pixel_values)  # in the encoder's layout, for the head's convs
+        logits = plain_layout(self.decode_head(features))
         loss = semantic_segmentation_loss(logits, labels, self.config) if labels is not None else None
-        hidden_states = outputs.hidden_states if output_hidden_states else None
+        hidden_states = tuple(plain_layout(f) for f in features) if output_hidden_states else None
         if not return_dict:
             out = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + out) if loss is not None else out

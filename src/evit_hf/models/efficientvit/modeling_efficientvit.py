@@ -209,7 +209,8 @@ class ConvNormAct(nn.Module):
         self.act = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fold_norm or self.training:
+        # A wrapped conv (e.g. a PEFT LoRA layer) computes more than its weight says: nothing to fold.
+        if not self.fold_norm or self.training or type(self.conv) is not nn.Conv2d:
             return self.act(self.norm(self.conv(x)))
         if isinstance(self.norm, nn.BatchNorm2d):
             weight, bias = fold_batchnorm(self.conv, self.norm)

@@ -571,7 +571,24 @@ class RemoteCodeMixin:
                 shutil.copyfile(source / f"{module}.py", Path(save_directory) / f"{module}.py")
 
 
-class EfficientViTPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
+class InferenceOptimizationMixin:
+    """`post_init` applies `optimize_inference` of the config that holds the EfficientViT fields, and
+    `set_inference_optimizations` switches it at run time (and in the config, so that it is saved)."""
+
+    def inference_config(self) -> EfficientViTConfig:
+        return self.config
+
+    def post_init(self) -> None:
+        super().post_init()
+        set_inference_optimizations(self, getattr(self.inference_config(), "optimize_inference", True))
+
+    def set_inference_optimizations(self, enabled: bool) -> None:
+        """Use the inference-optimised graph in eval mode (`optimize_inference`), or the plain one."""
+        self.inference_config().optimize_inference = bool(enabled)
+        set_inference_optimizations(self, enabled)
+
+
+class EfficientViTPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, PreTrainedModel):
     """Weight initialisation and loading glue shared by every EfficientViT model."""
 
     hub_auto_map = {
@@ -590,14 +607,6 @@ class EfficientViTPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         init_module_weights(module, self.config.initializer_range)
 
-    def post_init(self) -> None:
-        super().post_init()
-        set_inference_optimizations(self, getattr(self.config, "optimize_inference", True))
-
-    def set_inference_optimizations(self, enabled: bool) -> None:
-        """Use the inference-optimised graph in eval mode (`config.optimize_inference`), or the plain one."""
-        self.config.optimize_inference = bool(enabled)
-        set_inference_optimizations(self, enabled)
 
 
 class EfficientViTModel(EfficientViTPreTrainedModel):
@@ -629,10 +638,10 @@ class EfficientViTModel(EfficientViTPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         check_pixel_values(pixel_values, self.config)
-        features = [plain_layout(f) for f in self.encoder(pixel_values)]
-        last = features[-1]
+        features = self.encoder(pixel_values)
+        last = plain_layout(features[-1])
         pooled = last.mean(dim=(2, 3))
-        hidden_states = tuple(features) if output_hidden_states else None
+        hidden_states = tuple(plain_layout(f) for f in features) if output_hidden_states else None
         if not return_dict:
             return tuple(v for v in (last, pooled, hidden_states) if v is not None)
         return BaseModelOutputWithPoolingAndNoAttention(
@@ -666,9 +675,9 @@ class EfficientViTBackbone(BackboneMixin, EfficientViTPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         check_pixel_values(pixel_values, self.config)
-        features = [plain_layout(f) for f in self.encoder(pixel_values)]
-        maps = tuple(f for name, f in zip(self.stage_names, features) if name in self.out_features)
-        hidden_states = tuple(features) if output_hidden_states else None
+        features = self.encoder(pixel_values)
+        maps = tuple(plain_layout(f) for name, f in zip(self.stage_names, features) if name in self.out_features)
+        hidden_states = tuple(plain_layout(f) for f in features) if output_hidden_states else None
         if not return_dict:
             return (maps,) + ((hidden_states,) if hidden_states is not None else ())
         return BackboneOutput(feature_maps=maps, hidden_states=hidden_states, attentions=None)

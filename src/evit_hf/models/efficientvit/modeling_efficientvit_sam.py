@@ -28,12 +28,12 @@ from .modeling_efficientvit import (
     ConvNormAct,
     EfficientViTEncoder,
     FusedMBConv,
+    InferenceOptimizationMixin,
     RemoteCodeMixin,
     check_pixel_values,
     init_module_weights,
     plain_layout,
     resize_bicubic,
-    set_inference_optimizations,
 )
 
 
@@ -100,7 +100,7 @@ class EfficientViTSamVisionEncoder(nn.Module):
         return plain_layout(self.layer_norm(self.neck(self.backbone(pixel_values))))
 
 
-class EfficientViTSamPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
+class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, PreTrainedModel):
     """Weight initialisation and loading glue of EfficientViT-SAM."""
 
     hub_auto_map = {
@@ -121,14 +121,8 @@ class EfficientViTSamPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
         else:
             init_module_weights(module, self.config.initializer_range)
 
-    def post_init(self) -> None:
-        super().post_init()
-        set_inference_optimizations(self, getattr(self.config.vision_config, "optimize_inference", True))
-
-    def set_inference_optimizations(self, enabled: bool) -> None:
-        """Use the image encoder's inference-optimised graph in eval mode (`vision_config.optimize_inference`)."""
-        self.config.vision_config.optimize_inference = bool(enabled)
-        set_inference_optimizations(self, enabled)
+    def inference_config(self) -> EfficientViTConfig:
+        return self.config.vision_config  # the image encoder's switch
 
 
 class EfficientViTSamModel(EfficientViTSamPreTrainedModel):

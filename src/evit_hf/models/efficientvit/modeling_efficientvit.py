@@ -71,9 +71,15 @@ def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(gate.mul_(x).sigmoid_())
 
 
+def _can_overwrite() -> bool:
+    """In-place updates of our own intermediates are safe: no autograd, and no tracer (the TorchScript ONNX
+    exporter mistranslates in-place activations and adds, so exported graphs would compute something else)."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+
+
 def activate(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """`act(x)`, overwriting `x` when no gradient is recorded and `x` is a fresh intermediate of ours."""
-    if torch.is_grad_enabled():
+    if not _can_overwrite():
         return act(x)
     inplace = _INPLACE_ACTIVATIONS.get(type(act))
     if inplace is not None:
@@ -85,7 +91,7 @@ def activate(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def residual_add(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
     """`x + branch`, accumulating into `branch` (a fresh intermediate) when no gradient is recorded."""
-    if torch.is_grad_enabled() or branch.shape != x.shape or branch.dtype != x.dtype:
+    if not _can_overwrite() or branch.shape != x.shape or branch.dtype != x.dtype:
         return x + branch
     return branch.add_(x)
 
@@ -345,9 +351,15 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch
 
     Returns `x` itself when it already has that size (bicubic resizing to the same size is the identity).
     """
-    size = tuple(int(s) for s in size)
-    if tuple(x.shape[-2:]) == size:
-        return x
+    if torch.jit.is_tracing():
+        # Keep the traced sizes symbolic so that exported graphs take other input sizes; the identity check
+        # below is structural (a map resized to its own size) and holds for every size.
+        if x.shape[-2:] == tuple(size):
+            return x
+    else:
+        size = tuple(int(s) for s in size)
+        if tuple(x.shape[-2:]) == size:
+            return x
     with _autocast_disabled(x):
         out = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
     return out.to(x.dtype)

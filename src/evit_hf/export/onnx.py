@@ -1,7 +1,10 @@
-"""ONNX export with `torch.onnx` (the TorchScript exporter, opset 17) and validation in ONNX Runtime.
+"""ONNX export with `torch.onnx` (the TorchScript exporter) and validation in ONNX Runtime.
 
-The TorchScript exporter is used on purpose: the dynamo exporter's onnxscript optimiser deletes LiteMLA's
-`+ eps` in the attention denominator, turning exact-zero denominators into NaN (see the README). Every
+Opset 20 by default: its `Gelu` op (tanh approximation) runs 2x faster in ONNX Runtime than the opset-17
+decomposition into Mul/Tanh/Add. The TorchScript exporter is used on purpose: the dynamo exporter's
+onnxscript optimiser deletes LiteMLA's `+ eps` in the attention denominator, turning exact-zero denominators
+into NaN (see the README). Bicubic upsampling is exported as an exact conv + DepthToSpace
+(`upsample_bicubic_as_conv`), which ONNX Runtime runs over 10x faster than its cubic Resize. Every
 export is run in ONNX Runtime at the sample size and at a second size (a different batch, height and width,
 or number of prompts) and compared with PyTorch: the maximum absolute difference is reported and a
 difference above `atol` (or any NaN) fails the export.
@@ -20,7 +23,7 @@ from torch import nn
 
 from .specs import ExportGraph, export_graphs
 
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = 20
 DEFAULT_ATOL = 1e-4
 
 

@@ -26,8 +26,10 @@ from .modeling_efficientvit import (
     EfficientViTBlock,
     RemoteCodeMixin,
     _autocast_disabled,
+    _exporting,
     check_pixel_values,
     init_module_weights,
+    upsample_bicubic_as_conv,
 )
 
 
@@ -36,6 +38,8 @@ def bicubic_upscale(pixel_values: torch.Tensor, scale: int) -> torch.Tensor:
 
     Returns fp32 whatever the input dtype: it is the base the network's prediction is added to.
     """
+    if _exporting():
+        return upsample_bicubic_as_conv(pixel_values.float(), scale)
     height, width = pixel_values.shape[-2:]
     with _autocast_disabled(pixel_values):
         return F.interpolate(pixel_values.float(), size=(height * scale, width * scale), mode="bicubic",

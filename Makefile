@@ -45,18 +45,20 @@ lint: $(VENV)/.test-installed
 test-main: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The configuration and modeling code must also run on transformers 4.57 (the Optimum ONNX exporter pins it).
+# The configuration and modeling code must also run on transformers 4.57, where the Optimum ONNX exporter
+# (optimum-onnx pins transformers<4.58) runs `evit-optimum-cli export onnx` (tests/test_export_optimum.py).
 $(COMPAT)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COMPAT)
 	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q $(TORCH)
 	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q "transformers==4.57.6" \
-		pytest scikit-image -e .
+		$(TORCH) pytest scikit-image "optimum-onnx==0.1.0" onnx onnxruntime -e .
 	$(COMPAT)/bin/pip install --disable-pip-version-check --progress-bar off -q --no-deps $(REFERENCES)
 	touch $@
 
 test-compat: $(COMPAT)/.installed
 	$(COMPAT)/bin/python -m pytest -q -m "not slow" tests/test_model.py tests/test_convert.py \
-		tests/test_segmentation.py tests/test_sam.py tests/test_sr.py -k "not timm and not efficientsam"
+		tests/test_segmentation.py tests/test_sam.py tests/test_sr.py tests/test_export_optimum.py \
+		-k "not timm and not efficientsam"
 
 test: lint test-main test-compat
 

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "convert", "bench", "segment", "sam", "upscale", "make-dataset", "release", "eval", "app")
+COMMANDS = ("demo", "convert", "export", "bench", "segment", "sam", "upscale", "make-dataset", "release", "eval", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

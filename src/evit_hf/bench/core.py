@@ -32,6 +32,25 @@ def time_callable(
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
 
 
+def time_round_robin(functions: dict[str, Callable[[], object]], budget_s: float, max_rounds: int) -> dict[str, list]:
+    """Round-robin timing (ms) of every function until the budget is spent (at least 3 rounds)."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < 3 or time.perf_counter() - start < budget_s):
+        for name, fn in functions.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    return times
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
 def time_pixel_model(model: nn.Module, size: tuple[int, int], budget_s: float, max_runs: int) -> dict:
     """Timing of `model(pixel_values=...)` on one random (1, 3, *size) image, within about `budget_s`.
 

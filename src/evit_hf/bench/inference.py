@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .core import count_macs, markdown_table, measured_setting, time_callable
+from .core import count_macs, markdown_table, measured_setting, p90, time_callable, time_round_robin
 from .original import OriginalUnavailable, original_pair
 from .segmentation import tune_allocator
 
@@ -74,25 +74,6 @@ def _output(result) -> torch.Tensor:
     return getattr(result, "logits", result)
 
 
-def _interleaved(functions: dict[str, Callable[[], object]], budget_s: float, max_rounds: int) -> dict[str, list]:
-    """Round-robin timing (ms) of every function until the budget is spent (at least 3 rounds)."""
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < max_rounds and (rounds < 3 or time.perf_counter() - start < budget_s):
-        for name, fn in functions.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-        rounds += 1
-    return times
-
-
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-
-
 def bench_case(
     variant: str,
     size: tuple[int, int],
@@ -136,7 +117,7 @@ def bench_case(
             outputs[name] = _output(fn())
             warmup_s[name] = time.perf_counter() - t0
             fn()
-        times = _interleaved(functions, budget_s, max_rounds)
+        times = time_round_robin(functions, budget_s, max_rounds)
     reference_name = "original" if original is not None else "evit-hf plain"
     reference = outputs[reference_name]
     reference_ms = statistics.median(times[reference_name])
@@ -145,7 +126,7 @@ def bench_case(
         median = statistics.median(values)
         rows.append({
             "model": variant, "input": f"{size[0]}x{size[1]}", "impl": name, "median_ms": median,
-            "p90_ms": _p90(values), "min_ms": min(values), "runs": len(values), "gmacs": macs,
+            "p90_ms": p90(values), "min_ms": min(values), "runs": len(values), "gmacs": macs,
             "gmac_per_s": macs / (median / 1e3), "peak_share": (macs / (median / 1e3)) / peak_gmacs
             if peak_gmacs else None, "speedup": reference_ms / median, "reference": reference_name,
             "max_abs_diff": float((outputs[name] - reference).abs().max()),

@@ -13,9 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="Benchmark EfficientViT against peers in the same run.",
         description="cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph "
-        "against the original implementation on identical weights (GMAC/s, share of the GEMM peak).",
+        "against the original implementation on identical weights (GMAC/s, share of the GEMM peak); backends: "
+        "one model on every available back end (PyTorch eager, torch.compile, ONNX Runtime fp32/INT8, TFLite, "
+        "TensorRT) beside its peer, with --plot and --config (the recipes in configs/bench/).",
     )
-    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu"], help="which benchmark")
+    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends"],
+                        help="which benchmark")
     parser.add_argument(
         "--study",
         choices=["mixers"],
@@ -25,12 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sizes", nargs="*", type=int, help="--study mixers: square input sizes (default 256 512 1024 2048)"
     )
-    parser.add_argument("--plot", type=Path, help="--study mixers: write the scaling plot (PNG)")
+    parser.add_argument("--plot", type=Path, help="--study mixers / backends: write the plot (PNG)")
+    parser.add_argument("--config", type=Path, help="backends: a recipe (YAML) with cases, backends, threads, ...")
+    parser.add_argument("--backends", nargs="*", help="backends: which back ends (default: all available)")
+    parser.add_argument("--batch", type=int, help="backends: batch size (default 1)")
+    parser.add_argument("--no-peers", action="store_true", help="backends: skip the peer models")
     parser.add_argument("--presets", nargs="*", help="restrict to these presets (cls, seg, sam, sr)")
     parser.add_argument(
         "--cases",
         nargs="*",
-        help="cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
+        help="backends: seg, seg-b0, sam, sam-xl1, sr, cls (default seg sam sr cls); "
+        "cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
         "encoders, cls B1 at 224)",
     )
     parser.add_argument("--compile", action="store_true", help="cpu: also time torch.compile (Inductor freezing)")
@@ -55,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     print("setting: " + ", ".join(f"{k}={v}" for k, v in environment().items()))
     if args.study == "mixers":
         return _mixer_study(args)
+    if args.task == "backends":
+        return _backends(args)
     default_budget = 20.0 if args.task == "cpu" else 5.0
     kwargs = {"budget_s": args.budget if args.budget is not None else default_budget}
     if args.task == "cls":
@@ -106,4 +116,37 @@ def _mixer_study(args: argparse.Namespace) -> int:
         print(f"plot: {args.plot}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _backends(args: argparse.Namespace) -> int:
+    """`evit-hf bench backends`: command-line options override the recipe's (`--config`)."""
+    from ..bench import backends
+
+    recipe: dict = {}
+    if args.config:
+        import yaml
+
+        recipe = yaml.safe_load(args.config.read_text()) or {}
+        unknown = set(recipe) - {"cases", "backends", "batch", "threads", "budget", "peers", "plot", "json"}
+        if unknown:
+            raise ValueError(f"{args.config}: unknown keys {sorted(unknown)}")
+    options = {
+        "cases": tuple(args.cases or recipe.get("cases", backends.DEFAULT_CASES)),
+        "backends": tuple(args.backends or recipe.get("backends", backends.DEFAULT_BACKENDS)),
+        "batch": args.batch or recipe.get("batch", 1),
+        "threads": args.threads or recipe.get("threads", 2),
+        "budget_s": args.budget if args.budget is not None else recipe.get("budget", 20.0),
+        "peers": not args.no_peers and recipe.get("peers", True),
+    }
+    rows = backends.run(**options)
+    print(backends.format_table(rows))
+    print("\n" + backends.method())
+    plot_path = args.plot or (Path(recipe["plot"]) if recipe.get("plot") else None)
+    if plot_path:
+        backends.plot(rows, plot_path)
+        print(f"plot: {plot_path}")
+    json_path = args.json or (Path(recipe["json"]) if recipe.get("json") else None)
+    if json_path:
+        json_path.write_text(json.dumps({"method": backends.method(), "options": options, "rows": rows}, indent=2))
     return 0

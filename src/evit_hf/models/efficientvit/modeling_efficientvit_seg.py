@@ -26,6 +26,10 @@ from .modeling_efficientvit import (
     resize_bicubic,
 )
 
+# transformers 4.57 copies only the relative imports of this file into a remote-code folder, and the
+# mixers module is imported lazily by modeling_efficientvit: name it here so that it travels too.
+from .modeling_efficientvit_mixers import build_token_mixer  # noqa: F401
+
 
 def _stage_index(config: EfficientViTConfig, name: str) -> int:
     if name not in config.stage_names:

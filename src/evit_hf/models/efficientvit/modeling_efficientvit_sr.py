@@ -32,6 +32,10 @@ from .modeling_efficientvit import (
     upsample_bicubic_as_conv,
 )
 
+# transformers 4.57 copies only the relative imports of this file into a remote-code folder, and the
+# mixers module is imported lazily by modeling_efficientvit: name it here so that it travels too.
+from .modeling_efficientvit_mixers import build_token_mixer  # noqa: F401
+
 
 def bicubic_upscale(pixel_values: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic upsampling by `scale` (align_corners=False, no antialiasing), in fp32 with autocast off.

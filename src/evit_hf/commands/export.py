@@ -1,0 +1,141 @@
+"""`evit-hf export`: ONNX (torch.onnx or Optimum), TFLite (LiteRT) and TensorRT exports, each validated against
+PyTorch, plus ONNX Runtime INT8 quantization with its accuracy delta."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+FORMATS = ("onnx", "tflite", "tensorrt")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, e.g. 512x1024, got {text!r}") from err
+    return height, width
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..export.specs import TASKS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="Export a model to ONNX, TFLite or TensorRT (validated against PyTorch).",
+        description="Export a model (folder, Hub id or preset name) for a task. ONNX graphs have dynamic batch, "
+        "height and width (SAM: dynamic batch and number of prompts/points); every file is run and compared "
+        "with PyTorch, and a difference above --atol fails the export.",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
+    parser.add_argument("--model", required=True, help="folder, Hub id or preset name (random weights)")
+    parser.add_argument("--task", choices=["auto", *TASKS], default="auto", help="default: from the model")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--size", type=_size, help="sample input HEIGHTxWIDTH (TFLite/TensorRT: the built size)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default 20)")
+    parser.add_argument("--atol", type=float, help="validation tolerance (default 1e-4; fp16 engines 5e-2)")
+    parser.add_argument("--backend", choices=["torch", "optimum"], default="torch",
+                        help="onnx: torch.onnx (default) or Optimum's exporter (needs optimum-onnx, transformers<4.58)")
+    parser.add_argument("--quantize", choices=["dynamic", "static"],
+                        help="onnx: also write an ONNX Runtime INT8 model (*_int8.onnx) and report its accuracy delta")
+    parser.add_argument("--calibration-images", type=Path,
+                        help="--quantize static / TensorRT int8: folder of calibration images (default: random inputs)")
+    parser.add_argument("--calibration-count", type=int, default=16, help="calibration inputs (default 16)")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
+                        help="tensorrt: engine precision; attention and norm layers stay fp32 (default fp16)")
+    parser.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
+    parser.set_defaults(func=run)
+
+
+def _print_graphs(results) -> None:
+    for result in results:
+        size_mb = result.path.stat().st_size / 2**20 if result.path.exists() else float("nan")
+        print(f"{result.path} ({size_mb:.1f} MB, {result.seconds:.1f} s)")
+        for check in result.checks:
+            print(f"  {check.inputs} -> {check.outputs}: max abs diff {check.max_abs_diff:.2e}")
+
+
+def _save_processor(name: str, out: Path) -> None:
+    """Copy the model's image processor beside the export, when it has one (pipelines and Optimum read it)."""
+    source = Path(name) / "preprocessor_config.json"
+    if source.is_file():
+        shutil.copy(source, out / source.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export.loading import load_model
+
+    model, task = load_model(args.model, args.task)
+    args.out.mkdir(parents=True, exist_ok=True)
+    kwargs = {"task": task, "size": args.size}
+    if args.atol is not None:
+        kwargs["atol"] = args.atol
+    if args.format == "onnx":
+        if args.backend == "optimum":
+            from ..export.optimum import export_with_optimum
+
+            results = export_with_optimum(model, args.out, opset=args.opset, **kwargs)
+        else:
+            from ..export.onnx import export_onnx
+
+            if args.opset:
+                kwargs["opset"] = args.opset
+            results = export_onnx(model, args.out, validate=not args.no_validate, **kwargs)
+        _print_graphs(results)
+        if args.quantize:
+            _quantize(args, model, task, results)
+    elif args.format == "tflite":
+        from ..export.tflite import export_tflite
+
+        _print_graphs(export_tflite(model, args.out, **kwargs))
+    else:
+        _tensorrt(args, model, kwargs)
+    _save_processor(args.model, args.out)
+    print(f"task {task}: export written to {args.out}")
+    return 0
+
+
+def _calibration_inputs(args: argparse.Namespace, graph) -> list[dict]:
+    from ..export.quantize import calibration_inputs
+
+    return calibration_inputs(graph, count=args.calibration_count, images=args.calibration_images,
+                              model_name=args.model)
+
+
+def _quantize(args: argparse.Namespace, model, task: str, results) -> None:
+    from ..export.quantize import accuracy_delta, quantize_dynamic_int8, quantize_static_int8
+    from ..export.specs import export_graphs
+
+    graphs = {g.name: g for g in export_graphs(model, task, args.size)}
+    for result in results:
+        graph = graphs[result.name]
+        target = result.path.with_name(f"{result.path.stem}_int8.onnx")
+        if args.quantize == "dynamic":
+            quantize_dynamic_int8(result.path, target, fp32_scopes=graph.fp32_scopes)
+        else:
+            quantize_static_int8(result.path, target, _calibration_inputs(args, graph),
+                                 fp32_scopes=graph.fp32_scopes)
+        inputs = [dict(zip(graph.input_names, (t.numpy() for t in graph.sample_inputs(1, args.size))))]
+        delta = accuracy_delta(result.path, target, inputs)
+        print(f"{target} ({target.stat().st_size / 2**20:.1f} MB, INT8 {args.quantize}): "
+              + ", ".join(f"{k} {v:.4g}" for k, v in delta.items() if isinstance(v, float)))
+
+
+def _tensorrt(args: argparse.Namespace, model, kwargs: dict) -> None:
+    from ..export.onnx import export_onnx
+    from ..export.specs import export_graphs
+    from ..export.tensorrt import build_engine, profile_shapes, tensorrt_available
+
+    available, reason = tensorrt_available()
+    if not available:
+        raise ValueError(f"TensorRT export needs an NVIDIA GPU and TensorRT: {reason}")
+    onnx_results = export_onnx(model, args.out, task=kwargs["task"], size=args.size, validate=not args.no_validate)
+    graphs = {g.name: g for g in export_graphs(model, kwargs["task"], args.size)}
+    for result in onnx_results:
+        graph = graphs[result.name]
+        engine = result.path.with_suffix(f".{args.precision}.engine")
+        calibration = _calibration_inputs(args, graph) if args.precision == "int8" else None
+        build_engine(result.path, engine, precision=args.precision, fp32_scopes=graph.fp32_scopes,
+                     shapes=profile_shapes(graph), calibration_inputs=calibration)
+        print(f"{engine} ({engine.stat().st_size / 2**20:.1f} MB, {args.precision})")

@@ -1,4 +1,4 @@
-"""Models to export or benchmark, by name: a saved folder or Hub id (loaded with the Auto class of the task),
+"""Models to export or benchmark, by name: a saved folder or Hub id (loaded with the model class of the task),
 or a preset name (the original variant's configuration with deterministic random weights, warned)."""
 
 from __future__ import annotations
@@ -9,16 +9,6 @@ from pathlib import Path
 from torch import nn
 
 from .specs import TASKS, task_of
-
-# Auto class per export task (the classes `import evit_hf` registers).
-_AUTO_CLASS = {
-    "feature-extraction": "AutoModel",
-    "backbone": "AutoBackbone",
-    "image-classification": "AutoModelForImageClassification",
-    "semantic-segmentation": "AutoModelForSemanticSegmentation",
-    "image-to-image": "AutoModelForImageToImage",
-    "mask-generation": "AutoModelForMaskGeneration",
-}
 
 
 def preset_names() -> list[str]:
@@ -70,7 +60,6 @@ def load_model(name: str, task: str | None = None, quiet: bool = False) -> tuple
             print(f"warning: {name!r} is a preset name: exporting its architecture with random weights. Pass a "
                   "converted folder or Hub id (`evit-hf convert`) to export trained weights.", file=sys.stderr)
         return model, task_of(model)
-    import transformers
     from transformers import AutoConfig
 
     if "/" not in name and not Path(name).is_dir():  # neither a folder nor an org/name Hub id
@@ -85,9 +74,11 @@ def load_model(name: str, task: str | None = None, quiet: bool = False) -> tuple
         if task is None:
             raise ValueError(f"cannot infer the task of {name!r} (architectures {config.architectures}); pass "
                              f"--task ({', '.join(TASKS)}).")
-    auto = getattr(transformers, _AUTO_CLASS[task])
+    model_class = TASKS[task]
+    if not isinstance(config, model_class.config_class):
+        raise ValueError(f"{name!r} holds a {type(config).__name__}, which cannot export as task {task!r}.")
     try:
-        model = auto.from_pretrained(name)
+        model = model_class.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot load {name!r} for task {task!r}: {err}") from err
     return model.eval(), task_of(model)

@@ -173,3 +173,18 @@ def test_load_model_infers_the_task_from_a_folder(tmp_path):
     assert task == "image-classification" and isinstance(model, EfficientViTForImageClassification)
     model, task = load_model(str(tmp_path), "backbone")
     assert task == "backbone" and isinstance(model, EfficientViTBackbone)
+
+
+def test_cli_static_int8_calibrates_on_an_image_folder(tmp_path, capsys):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)).save(images / f"{index}.png")
+    assert main(["export", "--model", "seg-b0-cityscapes", "--size", "64x128", "--out", str(tmp_path / "onnx"),
+                 "--quantize", "static", "--calibration-images", str(images), "--calibration-count", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "model_int8.onnx" in out and "INT8 static" in out and "argmax agreement" in out
+    assert (tmp_path / "onnx" / "model_int8.onnx").stat().st_size < (tmp_path / "onnx" / "model.onnx").stat().st_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 FORMATS = ("onnx", "tflite", "tensorrt")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if args.backend == "optimum":
             from ..export.optimum import export_with_optimum
 
-            results = export_with_optimum(model, args.out, opset=args.opset, **kwargs)
+            results = export_with_optimum(model, args.out, opset=args.opset, validate=not args.no_validate, **kwargs)
         else:
             from ..export.onnx import export_onnx
 
@@ -96,11 +97,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration_inputs(args: argparse.Namespace, graph) -> list[dict]:
-    from ..export.quantize import calibration_inputs
+def image_processor_for(name: str, model):
+    """The model's image processor: the folder's own, else the default one of its family (presets)."""
+    from ..models.efficientvit import (
+        SEGMENTATION_PRESETS,
+        EfficientViTImageProcessor,
+        EfficientViTSamImageProcessor,
+        EfficientViTSegImageProcessor,
+        EfficientViTSRImageProcessor,
+    )
 
-    return calibration_inputs(graph, count=args.calibration_count, images=args.calibration_images,
-                              model_name=args.model)
+    if (Path(name) / "preprocessor_config.json").is_file():
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(name)
+    if EfficientViTImageProcessor is None:
+        raise ValueError("calibration images need the image processors of transformers >= 5.")
+    if name in SEGMENTATION_PRESETS:
+        return EfficientViTSegImageProcessor.for_dataset(name)
+    kind = type(model).__name__
+    if "Sam" in kind:
+        return EfficientViTSamImageProcessor.for_config(model.config)
+    if "SuperResolution" in kind:
+        return EfficientViTSRImageProcessor()
+    if "Semantic" in kind:
+        return EfficientViTSegImageProcessor.for_dataset("ade20k" if model.config.num_labels == 150 else "cityscapes")
+    return EfficientViTImageProcessor()
+
+
+def _calibration_inputs(args: argparse.Namespace, model, graph) -> list[dict]:
+    """Calibration feeds from --calibration-images, or random inputs (smoke tests only) with a warning."""
+    from ..export.quantize import calibration_inputs_from_graph, calibration_inputs_from_images
+
+    if args.calibration_images is None:
+        print("warning: no --calibration-images: calibrating on random inputs, which gives the speed but not the "
+              "accuracy of a real INT8 model.", file=sys.stderr)
+        return calibration_inputs_from_graph(graph, batches=args.calibration_count, size=args.size)
+    if not args.calibration_images.is_dir():
+        raise ValueError(f"--calibration-images {str(args.calibration_images)!r} is not a folder.")
+    feeds = list(calibration_inputs_from_images(args.calibration_images, image_processor_for(args.model, model),
+                                                limit=args.calibration_count))
+    if not feeds:
+        raise ValueError(f"no images found in {str(args.calibration_images)!r}.")
+    return feeds
 
 
 def _quantize(args: argparse.Namespace, model, task: str, results) -> None:
@@ -110,16 +149,21 @@ def _quantize(args: argparse.Namespace, model, task: str, results) -> None:
     graphs = {g.name: g for g in export_graphs(model, task, args.size)}
     for result in results:
         graph = graphs[result.name]
+        if graph.input_names != ["pixel_values"]:
+            print(f"{result.path.name}: kept in fp32 (INT8 applies to the image graphs)")
+            continue
         target = result.path.with_name(f"{result.path.stem}_int8.onnx")
         if args.quantize == "dynamic":
-            quantize_dynamic_int8(result.path, target, fp32_scopes=graph.fp32_scopes)
+            quantized = quantize_dynamic_int8(result.path, target, fp32_scopes=graph.fp32_scopes)
+            calibration = None
         else:
-            quantize_static_int8(result.path, target, _calibration_inputs(args, graph),
-                                 fp32_scopes=graph.fp32_scopes)
-        inputs = [dict(zip(graph.input_names, (t.numpy() for t in graph.sample_inputs(1, args.size))))]
+            calibration = _calibration_inputs(args, model, graph)
+            quantized = quantize_static_int8(result.path, target, calibration, fp32_scopes=graph.fp32_scopes)
+        inputs = calibration[:4] if calibration else [
+            dict(zip(graph.input_names, (t.numpy() for t in graph.sample_inputs(1, args.size))))]
         delta = accuracy_delta(result.path, target, inputs)
-        print(f"{target} ({target.stat().st_size / 2**20:.1f} MB, INT8 {args.quantize}): "
-              + ", ".join(f"{k} {v:.4g}" for k, v in delta.items() if isinstance(v, float)))
+        print(f"{target} ({quantized.int8_bytes / 2**20:.1f} MB, {quantized.compression:.1f}x smaller, INT8 "
+              f"{args.quantize}, {len(quantized.excluded_nodes)} nodes kept in fp32): {delta}")
 
 
 def _tensorrt(args: argparse.Namespace, model, kwargs: dict) -> None:
@@ -135,7 +179,13 @@ def _tensorrt(args: argparse.Namespace, model, kwargs: dict) -> None:
     for result in onnx_results:
         graph = graphs[result.name]
         engine = result.path.with_suffix(f".{args.precision}.engine")
-        calibration = _calibration_inputs(args, graph) if args.precision == "int8" else None
-        build_engine(result.path, engine, precision=args.precision, fp32_scopes=graph.fp32_scopes,
-                     shapes=profile_shapes(graph), calibration_inputs=calibration)
+        source = result.path
+        if args.precision == "int8":  # explicit Q/DQ (TensorRT's implicit INT8 calibration is deprecated)
+            from ..export.quantize import quantize_static_int8
+
+            source = result.path.with_name(f"{result.path.stem}_qdq.onnx")
+            quantize_static_int8(result.path, source, _calibration_inputs(args, model, graph),
+                                 fp32_scopes=graph.fp32_scopes, target="tensorrt")
+        build_engine(source, engine, precision=args.precision, fp32_scopes=graph.fp32_scopes,
+                     shapes=profile_shapes(graph))
         print(f"{engine} ({engine.stat().st_size / 2**20:.1f} MB, {args.precision})")

@@ -11,7 +11,7 @@ REFERENCES := efficientsam==1.0.0 timm==1.0.31 segment-anything==1.0
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off -q
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-main test-compat lint install clean
+.PHONY: demo test test-main test-compat test-tflite lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +60,21 @@ test-compat: $(COMPAT)/.installed
 		tests/test_segmentation.py tests/test_sam.py tests/test_sr.py tests/test_export_optimum.py \
 		-k "not timm and not efficientsam"
 
-test: lint test-main test-compat
+# TFLite export (litert-torch, 1.3 GB with jax) lives in its own venv: it pins typing-extensions<4.13 and pulls
+# its own transformers. tests/test_export_tflite.py converts and runs every task in the LiteRT interpreter.
+LITERT := .venv-litert
+
+$(LITERT)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LITERT)
+	$(LITERT)/bin/pip install --disable-pip-version-check --progress-bar off -q $(TORCH)
+	$(LITERT)/bin/pip install --disable-pip-version-check --progress-bar off -q $(TORCH) -e ".[tflite]" \
+		pytest scikit-image
+	touch $@
+
+test-tflite: $(LITERT)/.installed
+	$(LITERT)/bin/python -m pytest -q -m "not slow" tests/test_export_tflite.py
+
+test: lint test-main test-compat test-tflite
 
 clean:
-	rm -rf $(VENV) $(COMPAT) .pytest_cache
+	rm -rf $(VENV) $(COMPAT) $(LITERT) .pytest_cache

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration-count", type=int, default=16, help="calibration inputs (default 16)")
     parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
                         help="tensorrt: engine precision; attention and norm layers stay fp32 (default fp16)")
+    parser.add_argument("--resize", choices=["auto", "bicubic", "bilinear"], default="auto",
+                        help="tflite: keep bicubic upsampling (auto: unless it fails to convert) or use bilinear")
     parser.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
     parser.set_defaults(func=run)
 
@@ -55,6 +57,8 @@ def _print_graphs(results) -> None:
         print(f"{result.path} ({size_mb:.1f} MB, {result.seconds:.1f} s)")
         for check in result.checks:
             print(f"  {check.inputs} -> {check.outputs}: max abs diff {check.max_abs_diff:.2e}")
+        if getattr(result, "resize_delta", None) is not None:  # TFLite with bicubic swapped for bilinear
+            print(f"  {result.resize_delta}")
 
 
 def _save_processor(name: str, out: Path) -> None:
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "tflite":
         from ..export.tflite import export_tflite
 
-        _print_graphs(export_tflite(model, args.out, **kwargs))
+        _print_graphs(export_tflite(model, args.out, resize=args.resize, **kwargs))
     else:
         _tensorrt(args, model, kwargs)
     _save_processor(args.model, args.out)

@@ -52,6 +52,7 @@ class Case:
 
 CASES: dict[str, Case] = {
     "seg": Case("seg", "seg-b1-cityscapes", (512, 1024), "segformer-b1", (512, 1024)),
+    "seg-1024x2048": Case("seg-1024x2048", "seg-b1-cityscapes", (1024, 2048), "segformer-b1", (1024, 2048)),
     "seg-b0": Case("seg-b0", "seg-b0-cityscapes", (512, 1024), "segformer-b0", (512, 1024)),
     "sam": Case("sam", "sam-l0", (512, 512), "sam-vit-b", (1024, 1024)),
     "sam-xl1": Case("sam-xl1", "sam-xl1", (1024, 1024), "sam-vit-b", (1024, 1024)),

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cases",
         nargs="*",
-        help="backends: seg, seg-b0, sam, sam-xl1, sr, cls (default seg sam sr cls); "
+        help="backends: seg, seg-1024x2048, seg-b0, sam, sam-xl1, sr, cls (default seg sam sr cls); "
         "cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
         "encoders, cls B1 at 224)",
     )

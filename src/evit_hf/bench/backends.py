@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import count_macs, environment, markdown_table, p90
+from .core import count_macs, current_rss_bytes, environment, markdown_table, p90
 
 BACKENDS = ("pytorch", "pytorch-plain", "compile", "onnxruntime", "onnxruntime-int8", "tflite", "tensorrt")
 DEFAULT_BACKENDS = ("pytorch", "pytorch-plain", "onnxruntime", "onnxruntime-int8", "tflite", "tensorrt")
@@ -80,11 +80,8 @@ class BackendUnavailable(RuntimeError):
 
 
 def _rss_mb() -> float | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return None
+    rss = current_rss_bytes()
+    return None if rss is None else rss / 2**20
 
 
 def _peak_rss_mb() -> float | None:

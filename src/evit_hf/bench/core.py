@@ -91,6 +91,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def current_rss_bytes() -> int | None:
+    """The resident memory of this process in bytes (Linux /proc), or `None` where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def environment() -> dict[str, str]:
     """The setting a measurement ran under, printed with every table."""
     return {

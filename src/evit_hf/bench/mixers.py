@@ -29,7 +29,14 @@ from typing import Any
 
 import torch
 
-from .core import count_macs, count_parameters, markdown_table, measured_setting, time_callable
+from .core import (
+    count_macs,
+    count_parameters,
+    current_rss_bytes,
+    markdown_table,
+    measured_setting,
+    time_callable,
+)
 
 DEFAULT_SIZES = (256, 512, 1024, 2048)
 DEFAULT_PRESET = "seg-b1-cityscapes"
@@ -86,14 +93,6 @@ def _forward(module: torch.nn.Module, inputs: torch.Tensor, target: str) -> Call
     return forward
 
 
-def _current_rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
@@ -113,7 +112,7 @@ def measure(target: str, preset: str, mixer: str, size: int, budget_s: float = 1
     module, inputs = build_target(target, preset, mixer, size)
     forward = _forward(module, inputs, target)
     gc.collect()
-    before = _current_rss_bytes() if memory else None
+    before = current_rss_bytes() if memory else None
     forward()  # warm-up, and the one whose memory is measured (first-call allocations included)
     peak_mb = None
     if before is not None:

@@ -24,7 +24,13 @@ from evit_hf import (
 )
 from evit_hf.bench import inference
 from evit_hf.bench.original import OriginalUnavailable, randomize_
+from evit_hf.models.efficientvit import modeling_efficientvit
 from evit_hf.models.efficientvit.modeling_efficientvit import ConvNormAct, fold_batchnorm, gelu_tanh_
+from evit_hf.models.efficientvit.modeling_efficientvit_cpuconv import (
+    pointwise_conv_as_gemm,
+    winograd_conv3x3,
+    winograd_filter,
+)
 from test_sam import tiny_sam_config
 from test_segmentation import tiny_config as tiny_seg_config
 
@@ -58,6 +64,83 @@ def test_gelu_tanh_in_place_equals_torch():
     assert (out - expected).abs().max() < 2e-6
     extremes = gelu_tanh_(torch.tensor([-1e30, -50.0, 0.0, 50.0, 1e30]))
     assert torch.equal(extremes, torch.tensor([0.0, 0.0, 0.0, 50.0, 1e30]))
+
+
+@pytest.mark.parametrize(
+    "batch,height,width,bias,channels_last",
+    [(1, 16, 16, True, True), (2, 13, 18, False, False), (1, 8, 9, True, False)],
+)
+def test_winograd_conv_matches_the_direct_conv(batch, height, width, bias, channels_last):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 64, height, width, generator=generator)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(80, 64, 3, 3, generator=generator) / 24.0  # unit-scale outputs
+    b = torch.randn(80, generator=generator) if bias else None
+    exact = F.conv2d(x.double(), weight.double(), None if b is None else b.double(), padding=1)
+    direct = F.conv2d(x, weight, b, padding=1)
+    ours = winograd_conv3x3(x, winograd_filter(weight), b)
+    assert ours.shape == exact.shape and ours.dtype == torch.float32
+    assert ours.is_contiguous(memory_format=torch.channels_last) or (height % 4 or width % 4)
+    # The transforms' fp32 rounding: about 2e-5 at unit scale, where oneDNN's direct conv is 1e-6 to 2e-6 off.
+    assert (ours - exact).abs().max() < 5e-5
+    assert (direct - exact).abs().max() < 1e-5
+
+
+def test_pointwise_conv_as_gemm_matches_the_conv():
+    x = torch.randn(2, 96, 5, 7).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(40, 96, 1, 1) / 10, torch.randn(40)
+    ours = pointwise_conv_as_gemm(x, weight, bias)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    assert (ours - F.conv2d(x, weight, bias)).abs().max() < 1e-5
+    assert (pointwise_conv_as_gemm(x, weight, None) - F.conv2d(x, weight)).abs().max() < 1e-5
+
+
+def test_conv_norm_act_uses_winograd_and_caches_its_filters(monkeypatch):
+    transforms = []
+
+    def counting_filter(weight):
+        transforms.append(weight.shape)
+        return winograd_filter(weight)
+
+    monkeypatch.setattr(modeling_efficientvit, "winograd_filter", counting_filter)
+    block = randomize_(ConvNormAct(64, 64, 3, act="gelu_tanh"), seed=2).eval()
+    block.fold_norm = True  # what the models set from `config.optimize_inference`
+    x = torch.randn(1, 64, 16, 16).contiguous(memory_format=torch.channels_last)
+
+    def plain(x):
+        return block.act(block.norm(block.conv(x)))
+
+    with torch.no_grad():
+        first, second = block(x), block(x)
+        assert len(transforms) == 1  # computed once, reused by the second call
+        assert torch.equal(first, second) and (first - plain(x)).abs().max() < 1e-4
+        block.conv.weight.mul_(-0.5)  # an in-place update (optimiser step, load_state_dict) invalidates the cache
+        updated = block(x)
+        assert len(transforms) == 2 and (updated - plain(x)).abs().max() < 1e-4
+        block.norm.running_mean.add_(1.0)
+        assert (block(x) - plain(x)).abs().max() < 1e-4 and len(transforms) == 3
+    block.train().eval()  # entering training mode forgets the cache, also edits made through `.data`
+    block.conv.weight.data.mul_(2.0)
+    with torch.no_grad():
+        assert (block(x) - plain(x)).abs().max() < 1e-4 and len(transforms) == 4
+    # With autograd recording, the weights are folded afresh so that gradients reach the parameters.
+    block(x).sum().backward()
+    assert block.conv.weight.grad is not None and block.norm.weight.grad is not None
+    assert len(transforms) == 4
+
+
+def test_wide_pointwise_conv_takes_the_gemm(monkeypatch):
+    calls = []
+    monkeypatch.setattr(modeling_efficientvit, "pointwise_conv_as_gemm",
+                        lambda *args: calls.append(1) or pointwise_conv_as_gemm(*args))
+    block = randomize_(ConvNormAct(4096, 16, 1, act="relu"), seed=2).eval()
+    block.fold_norm = True
+    x = torch.randn(1, 4096, 4, 4).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ours = block(x)
+        expected = block.act(block.norm(block.conv(x)))
+    assert calls and (ours - expected).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS)

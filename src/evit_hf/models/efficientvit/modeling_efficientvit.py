@@ -32,6 +32,13 @@ except ImportError:  # transformers 4.57
     from transformers.utils.backbone_utils import BackboneMixin
 
 from .configuration_efficientvit import EfficientViTConfig
+from .modeling_efficientvit_cpuconv import (
+    pointwise_as_gemm_applies,
+    pointwise_conv_as_gemm,
+    winograd_applies,
+    winograd_conv3x3,
+    winograd_filter,
+)
 
 
 def get_activation(name: str | None) -> nn.Module:
@@ -135,6 +142,17 @@ def _use_onednn_fused_conv(x: torch.Tensor) -> bool:
     )
 
 
+def _can_cache() -> bool:
+    """Derived weights may be reused across calls: nothing records gradients, and no tracer or compiler needs
+    to see them computed from the parameters."""
+    return not (
+        torch.is_grad_enabled()
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of the single conv that computes `norm(conv(x))` with `norm`'s running statistics."""
     scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
@@ -219,19 +237,52 @@ class ConvNormAct(nn.Module):
         # A wrapped conv (e.g. a PEFT LoRA layer) computes more than its weight says: nothing to fold.
         if not self.fold_norm or self.training or type(self.conv) is not nn.Conv2d:
             return self.act(self.norm(self.conv(x)))
-        if isinstance(self.norm, nn.BatchNorm2d):
-            weight, bias = fold_batchnorm(self.conv, self.norm)
-        elif isinstance(self.norm, nn.Identity):
-            weight, bias = self.conv.weight, self.conv.bias
-        else:
+        if not isinstance(self.norm, (nn.BatchNorm2d, nn.Identity)):
             return activate(self.act, self.norm(self.conv(x)))
+        conv = self.conv
+        cache = self._cached_weights() if _can_cache() else None
+        weight, bias = self._fold() if cache is None else (cache["weight"], cache["bias"])
+        if not _use_onednn_fused_conv(x):
+            return activate(self.act, conv._conv_forward(x, weight, bias))
+        if winograd_applies(conv, x):
+            if "winograd" not in cache:
+                cache["winograd"] = winograd_filter(weight)
+            return activate(self.act, winograd_conv3x3(x, cache["winograd"], bias))
+        if pointwise_as_gemm_applies(conv, x):
+            return activate(self.act, pointwise_conv_as_gemm(x, weight, bias))
         post_op = _onednn_post_op(self.act)
-        if post_op is not None and _use_onednn_fused_conv(x):
-            conv = self.conv
+        if post_op is not None:
             return torch.ops.mkldnn._convolution_pointwise(
                 x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, *post_op
             )
-        return activate(self.act, self.conv._conv_forward(x, weight, bias))
+        return activate(self.act, conv._conv_forward(x, weight, bias))
+
+    def train(self, mode: bool = True) -> ConvNormAct:
+        # Training changes the weights; also forgets edits made through `.data`, which bypass version counters.
+        if mode:
+            self.__dict__.pop("_inference_cache", None)
+        return super().train(mode)
+
+    def _fold(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(self.norm, nn.BatchNorm2d):
+            return fold_batchnorm(self.conv, self.norm)
+        return self.conv.weight, self.conv.bias
+
+    def _cached_weights(self) -> dict:
+        """The folded weight and bias (and the Winograd filters, once used), computed once per parameter state:
+        the identity and in-place version of every tensor they derive from, which any load, optimiser step or
+        `.to()` changes. For no-grad inference only: the cache holds no autograd graph."""
+        tensors = [t for t in (self.conv.weight, self.conv.bias, *self.norm.parameters(), *self.norm.buffers())
+                   if t is not None]
+        if any(t.is_inference() for t in tensors):  # made under inference_mode: no version counter to watch
+            weight, bias = self._fold()
+            return {"weight": weight, "bias": bias}
+        state = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+        cache = self.__dict__.get("_inference_cache")
+        if cache is None or cache["state"] != state:
+            weight, bias = self._fold()
+            cache = self.__dict__["_inference_cache"] = {"state": state, "weight": weight, "bias": bias}
+        return cache
 
 
 class ResidualBlock(nn.Module):
@@ -347,6 +398,15 @@ def relu_linear_attention(qkv: torch.Tensor, head_dim: int, eps: float) -> torch
     return out.to(qkv.dtype).reshape(batch, -1, height, width)
 
 
+def layout_like(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`out` in `x`'s channels-last layout when `x` has it: global mixers compute on token matrices and hand
+    back the default layout, which would make every later conv, up to the model's output, run (and reorder)
+    in the slower default layout."""
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return out
+    return out.contiguous(memory_format=torch.channels_last)
+
+
 def _exporting() -> bool:
     """True while a graph is captured for export (TorchScript/ONNX tracing, `torch.export`)."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
@@ -457,7 +517,7 @@ class LiteMultiScaleAttention(nn.Module):
         qkv = self.qkv(x)
         if len(self.aggregations):
             qkv = torch.cat([qkv, *(aggregate(qkv) for aggregate in self.aggregations)], dim=1)
-        return self.proj(relu_linear_attention(qkv, self.head_dim, self.eps))
+        return self.proj(layout_like(relu_linear_attention(qkv, self.head_dim, self.eps), x))
 
 
 class EfficientViTBlock(nn.Module):
@@ -561,6 +621,7 @@ def set_inference_optimizations(module: nn.Module, enabled: bool) -> None:
     for submodule in module.modules():
         if isinstance(submodule, ConvNormAct):
             submodule.fold_norm = bool(enabled)
+            submodule.__dict__.pop("_inference_cache", None)
         elif isinstance(submodule, EfficientViTEncoder):
             submodule.channels_last = bool(enabled)
 

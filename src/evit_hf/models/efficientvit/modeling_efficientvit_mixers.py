@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_efficientvit import HYENA_DEFAULTS, RETENTION_DEFAULTS, TOKEN_MIXERS
-from .modeling_efficientvit import ConvNormAct, _autocast_disabled
+from .modeling_efficientvit import ConvNormAct, _autocast_disabled, layout_like
 
 
 def _heads(channels: int, config: Any) -> int:
@@ -68,7 +68,7 @@ class SoftmaxAttention(nn.Module):
         self.proj = _projection(total, out_channels, config, norm_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(softmax_attention(self.qkv(x), self.head_dim))
+        return self.proj(layout_like(softmax_attention(self.qkv(x), self.head_dim), x))
 
 
 # ------------------------------------------------------------------------------------------------ hyena
@@ -257,7 +257,7 @@ class HyenaMixer(nn.Module):
             for n, gate in enumerate(gates):
                 mixed = fft_long_conv2d(z, spectrum=filters[n]) if reuse else long_conv2d(z, filters[n])
                 z = gate * (mixed + self.skip[n].float().view(1, -1, 1, 1) * z)
-        return self.proj(z.to(branches.dtype))
+        return self.proj(layout_like(z.to(branches.dtype), x))
 
     def _reuse_filters(self) -> bool:
         """Inference in eager mode: the filters depend on the weights and the map size only, so their spectra
@@ -349,7 +349,7 @@ class RetentionMixer(nn.Module):
             out = F.layer_norm(retention_2d(q, k, v, log_gammas), (self.head_dim,))
             out = out * F.silu(gate)
             out = out.permute(0, 1, 4, 2, 3).reshape(batch, -1, height, width)
-        return self.proj(out.to(qkvg.dtype))
+        return self.proj(layout_like(out.to(qkvg.dtype), x))
 
 
 # ------------------------------------------------------------------------------------------------ factory

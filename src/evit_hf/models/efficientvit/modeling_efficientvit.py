@@ -142,17 +142,6 @@ def _use_onednn_fused_conv(x: torch.Tensor) -> bool:
     )
 
 
-def _can_cache() -> bool:
-    """Derived weights may be reused across calls: nothing records gradients, and no tracer or compiler needs
-    to see them computed from the parameters."""
-    return not (
-        torch.is_grad_enabled()
-        or torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or torch.onnx.is_in_onnx_export()
-    )
-
-
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of the single conv that computes `norm(conv(x))` with `norm`'s running statistics."""
     scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
@@ -240,14 +229,11 @@ class ConvNormAct(nn.Module):
         if not isinstance(self.norm, (nn.BatchNorm2d, nn.Identity)):
             return activate(self.act, self.norm(self.conv(x)))
         conv = self.conv
-        cache = self._cached_weights() if _can_cache() else None
-        weight, bias = self._fold() if cache is None else (cache["weight"], cache["bias"])
+        weight, bias = self._fold()
         if not _use_onednn_fused_conv(x):
             return activate(self.act, conv._conv_forward(x, weight, bias))
         if winograd_applies(conv, x):
-            if "winograd" not in cache:
-                cache["winograd"] = winograd_filter(weight)
-            return activate(self.act, winograd_conv3x3(x, cache["winograd"], bias))
+            return activate(self.act, winograd_conv3x3(x, self._winograd_filters(weight), bias))
         if pointwise_as_gemm_applies(conv, x):
             return activate(self.act, pointwise_conv_as_gemm(x, weight, bias))
         post_op = _onednn_post_op(self.act)
@@ -260,7 +246,7 @@ class ConvNormAct(nn.Module):
     def train(self, mode: bool = True) -> ConvNormAct:
         # Training changes the weights; also forgets edits made through `.data`, which bypass version counters.
         if mode:
-            self.__dict__.pop("_inference_cache", None)
+            self.__dict__.pop("_winograd_cache", None)
         return super().train(mode)
 
     def _fold(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -268,21 +254,19 @@ class ConvNormAct(nn.Module):
             return fold_batchnorm(self.conv, self.norm)
         return self.conv.weight, self.conv.bias
 
-    def _cached_weights(self) -> dict:
-        """The folded weight and bias (and the Winograd filters, once used), computed once per parameter state:
-        the identity and in-place version of every tensor they derive from, which any load, optimiser step or
-        `.to()` changes. For no-grad inference only: the cache holds no autograd graph."""
+    def _winograd_filters(self, weight: torch.Tensor) -> torch.Tensor:
+        """`winograd_filter(weight)` of the folded `weight` (no-grad inference only), computed once per parameter
+        state: the identity and in-place version of every tensor it derives from, which any load, optimiser step
+        or `.to()` changes. Unlike folding (a pass over the weights), the transform costs as much as a small conv."""
         tensors = [t for t in (self.conv.weight, self.conv.bias, *self.norm.parameters(), *self.norm.buffers())
                    if t is not None]
         if any(t.is_inference() for t in tensors):  # made under inference_mode: no version counter to watch
-            weight, bias = self._fold()
-            return {"weight": weight, "bias": bias}
+            return winograd_filter(weight)
         state = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
-        cache = self.__dict__.get("_inference_cache")
-        if cache is None or cache["state"] != state:
-            weight, bias = self._fold()
-            cache = self.__dict__["_inference_cache"] = {"state": state, "weight": weight, "bias": bias}
-        return cache
+        cache = self.__dict__.get("_winograd_cache")
+        if cache is None or cache[0] != state:
+            cache = self.__dict__["_winograd_cache"] = (state, winograd_filter(weight))
+        return cache[1]
 
 
 class ResidualBlock(nn.Module):
@@ -621,7 +605,7 @@ def set_inference_optimizations(module: nn.Module, enabled: bool) -> None:
     for submodule in module.modules():
         if isinstance(submodule, ConvNormAct):
             submodule.fold_norm = bool(enabled)
-            submodule.__dict__.pop("_inference_cache", None)
+            submodule.__dict__.pop("_winograd_cache", None)
         elif isinstance(submodule, EfficientViTEncoder):
             submodule.channels_last = bool(enabled)
 

@@ -52,8 +52,9 @@ _OUTPUT_TRANSFORM = (
     (0, 1, -1, 8, -8, 1),
 )
 
-# Below these channel counts the transforms cost more than the multiplies they save (measured on AVX-512:
-# 32->32 at 256x256 is 2x slower than oneDNN, 64->256 at 128x128 1.4x faster, 256->256 at 64x64 2x faster).
+# Below these channel counts the transforms cost more than the multiplies they save (AVX-512, one conv alone:
+# 32->32 at 256x256 is 2x slower than oneDNN, 64->256 at 128x128 1.4x faster, 256->256 at 64x64 2x faster;
+# the SAM-L0 encoder times the same with 64 or 128 as the threshold).
 MIN_CHANNELS = 64
 MIN_SIDE = 8
 
@@ -135,6 +136,7 @@ def pointwise_as_gemm_applies(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     return (
         conv.kernel_size == (1, 1)
         and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
         and conv.groups == 1
         and conv.in_channels >= GEMM_MIN_IN_CHANNELS
         and x.is_contiguous(memory_format=torch.channels_last)

@@ -7,6 +7,7 @@ masks and an image folder, HR/LR image folders); models are tiny random-weight o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -320,6 +321,11 @@ def test_eval_cls_end_to_end(tmp_path, seg_data, capsys):
     assert "top-1 (%)" in capsys.readouterr().out
     assert main([*args[:-2], "--crop-pct", "1.5"]) == 2
     assert "--crop-pct" in capsys.readouterr().err
+    if importlib.util.find_spec("onnxruntime"):  # the exported file scores the same
+        onnx = _export(str(tmp_path / "cls"), tmp_path / "cls-onnx")
+        assert main([*args, "--onnx", onnx]) == 0
+        onnx_metrics = json.loads(out.read_text())["metrics"]
+        assert onnx_metrics["samples"] == 5 and onnx_metrics["top1_accuracy"] == metrics["top1_accuracy"]
 
 
 def test_eval_sam_coco_json_with_gt_boxes_detections_and_clicks(sam_model, coco_set, tmp_path, capsys):
@@ -407,3 +413,68 @@ def test_eval_sr_paired_and_hr_only(tmp_path, capsys):
     assert "PSNR-Y" in capsys.readouterr().out
     assert main([*hr_only[:-4], "--scale", "3"]) == 2
     assert "scale" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ exported files (--onnx)
+def _export(model_folder: str, out) -> str:
+    assert main(["export", "--model", model_folder, "--out", str(out), "--no-validate"]) == 0
+    return str(out / "model.onnx")
+
+
+def test_eval_seg_and_cls_of_an_exported_onnx_file_match_pytorch(seg_model, seg_data, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    onnx = _export(seg_model, tmp_path / "seg-onnx")
+    torch_out, onnx_out = tmp_path / "torch.json", tmp_path / "onnx.json"
+    common = ["eval", "seg", "--model", seg_model, "--data", seg_data]
+    assert main([*common, "--out", str(torch_out)]) == 0
+    assert main([*common, "--out", str(onnx_out), "--onnx", onnx]) == 0
+    torch_result, onnx_result = json.loads(torch_out.read_text()), json.loads(onnx_out.read_text())
+    assert onnx_result["settings"]["onnx"] == onnx and torch_result["settings"]["onnx"] is None
+    assert onnx_result["metrics"]["pixels"] == torch_result["metrics"]["pixels"] == 3 * 64 * 64
+    assert onnx_result["metrics"]["mean_iou"] == pytest.approx(torch_result["metrics"]["mean_iou"], abs=1e-3)
+    assert onnx_result["metrics"]["pixel_accuracy"] == pytest.approx(torch_result["metrics"]["pixel_accuracy"],
+                                                                     abs=1e-3)
+    # the sliding window runs through the file too
+    window = ["--max-pixels", "1000", "--window", "32", "--stride", "16", "--max-samples", "1"]
+    assert main([*common, "--out", str(onnx_out), "--onnx", onnx, *window]) == 0
+    assert json.loads(onnx_out.read_text())["metrics"]["pixels"] == 64 * 64
+
+    # A file of another model is named as such, not scored.
+    config = EfficientViTConfig(**backbone_kwargs(), head_widths=[16, 16], num_labels=3)
+    EfficientViTForImageClassification(config).save_pretrained(tmp_path / "cls")
+    capsys.readouterr()
+    assert main([*common, "--onnx", _export(str(tmp_path / "cls"), tmp_path / "cls-onnx")]) == 2
+    assert "predicts 3 classes but the model config has 5" in capsys.readouterr().err
+    assert main([*common, "--onnx", str(tmp_path / "missing.onnx")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
+    assert main([*common, "--onnx", str(tmp_path / "broken.onnx")]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_eval_sr_of_an_exported_onnx_file_matches_pytorch(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    config = EfficientViTSRConfig(hidden_size=16, num_blocks=2, attention_head_dim=8, expand_ratio=2,
+                                  upsampler_hidden_size=8, upscale=2)
+    torch.manual_seed(0)
+    EfficientViTForImageSuperResolution(config).save_pretrained(tmp_path / "sr")
+    rng = np.random.default_rng(0)
+    (tmp_path / "hr").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (36, 44, 3), dtype=np.uint8)).save(tmp_path / "hr" / f"{name}.png")
+    onnx = _export(str(tmp_path / "sr"), tmp_path / "sr-onnx")
+    common = ["eval", "sr", "--model", str(tmp_path / "sr"), "--data", str(tmp_path / "hr")]
+    results = []
+    for extra in ([], ["--onnx", onnx], ["--onnx", onnx, "--tile-size", "16", "--tile-overlap", "4"]):
+        out = tmp_path / f"sr{len(results)}.json"
+        assert main([*common, "--out", str(out), *extra]) == 0
+        results.append(json.loads(out.read_text())["metrics"])
+    assert results[1]["psnr_y"] == pytest.approx(results[0]["psnr_y"], abs=1e-3)
+    assert results[1]["ssim_y"] == pytest.approx(results[0]["ssim_y"], abs=1e-4)
+    assert results[2]["images"] == 2 and results[2]["psnr_y"] > 0
+    # a classification file is not an SR graph
+    cls_config = EfficientViTConfig(**backbone_kwargs(), head_widths=[16, 16], num_labels=3)
+    EfficientViTForImageClassification(cls_config).save_pretrained(tmp_path / "cls")
+    capsys.readouterr()
+    assert main([*common, "--onnx", _export(str(tmp_path / "cls"), tmp_path / "cls-onnx")]) == 2
+    assert "needs pixel_values -> reconstruction" in capsys.readouterr().err

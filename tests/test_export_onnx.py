@@ -188,3 +188,34 @@ def test_cli_static_int8_calibrates_on_an_image_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "model_int8.onnx" in out and "INT8 static" in out and "argmax agreement" in out
     assert (tmp_path / "onnx" / "model_int8.onnx").stat().st_size < (tmp_path / "onnx" / "model.onnx").stat().st_size
+
+
+def test_sr_calibration_images_are_center_cropped(tmp_path):
+    """The SR processor keeps the input size, so calibration photographs are cropped (--size, else 256x256):
+    a full-resolution photograph through the stride-1 network ran the calibration out of memory."""
+    import argparse
+
+    from PIL import Image
+
+    from evit_hf.commands.export import CALIBRATION_CROP, _calibration_inputs
+    from evit_hf.export.specs import export_graphs
+    from evit_hf.models.efficientvit import EfficientViTSRImageProcessor
+
+    if EfficientViTSRImageProcessor is None:
+        pytest.skip("image processors need transformers >= 5")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (300, 420, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(images / "large.png")
+    Image.fromarray(photo[:40, :56]).save(images / "small.png")
+    model = _small("image-to-image")
+    graph = export_graphs(model, None, None)[0]
+    args = argparse.Namespace(calibration_images=images, calibration_count=16, size=None, model="sr-light-x2")
+    large, small = _calibration_inputs(args, model, graph)
+    assert large["pixel_values"].shape == (1, 3, *CALIBRATION_CROP) and small["pixel_values"].shape == (1, 3, 40, 56)
+    top, left = (300 - CALIBRATION_CROP[0]) // 2, (420 - CALIBRATION_CROP[1]) // 2
+    expected = photo[top:top + CALIBRATION_CROP[0], left:left + CALIBRATION_CROP[1]].transpose(2, 0, 1) / 255.0
+    np.testing.assert_allclose(large["pixel_values"][0], expected, atol=1e-6)  # a crop, not a resize
+    args.size = (64, 96)
+    assert _calibration_inputs(args, model, graph)[0]["pixel_values"].shape == (1, 3, 64, 96)

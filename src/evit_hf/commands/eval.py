@@ -1,8 +1,10 @@
 """`evit-hf eval TASK --model M --data D`: the paper's evaluation protocols on any dataset.
 
 Tasks: `seg` (mIoU, per-class IoU), `cls` (top-1/top-5), `sam` (COCO mask AP from box prompts, mIoU per
-number of clicks) and `sr` (PSNR/SSIM on Y). Each prints a results table and writes JSON (`--out`). The
-work is done by `evit_hf.evaluation`; this module only maps options to it.
+number of clicks) and `sr` (PSNR/SSIM on Y). Each prints a results table and writes JSON (`--out`).
+`seg`, `cls` and `sr` take `--onnx FILE` to score an `evit-hf export` file (fp32 or INT8) of the model in
+ONNX Runtime under the same protocol. The work is done by `evit_hf.evaluation`; this module only maps options
+to it.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tasks = parser.add_subparsers(dest="task", required=True)
 
-    def task_parser(name: str, help_text: str, data_help: str) -> argparse.ArgumentParser:
+    def task_parser(name: str, help_text: str, data_help: str, onnx: bool = True) -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--model", required=True, help="saved folder or Hub id (from_pretrained)")
         sub.add_argument("--data", required=True, help=data_help)
         sub.add_argument("--out", default="results.json", help="results JSON (default: results.json)")
         sub.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N images")
         sub.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+        if onnx:
+            sub.add_argument("--onnx", default=None, metavar="FILE",
+                             help="score this `evit-hf export` file of --model (e.g. its *_int8.onnx) in ONNX "
+                             "Runtime instead of the PyTorch model, with the same preprocessing and metric")
         sub.set_defaults(func=run)
         return sub
 
@@ -55,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cls.add_argument("--batch-size", type=int, default=32)
 
     sam = task_parser("sam", "Zero-shot instance segmentation with SAM prompts: COCO mask AP and click mIoU.",
-                      "COCO instances JSON (with --images), or an SA-1B-format dataset (annotations column)")
+                      "COCO instances JSON (with --images), or an SA-1B-format dataset (annotations column)",
+                      onnx=False)
     sam.add_argument("--images", default=None, help="image folder of a COCO JSON (file_name is relative to it)")
     sam.add_argument("--split", default="validation", help="split of an SA-1B-format dataset (validation)")
     sam.add_argument("--detections", default=None,
@@ -92,13 +99,14 @@ def evaluate(args: argparse.Namespace):
                                         ignore_index=args.ignore_index, max_pixels=args.max_pixels,
                                         window=args.window, stride=args.stride)
         return evaluate_segmentation(args.model, args.data, split=args.split, image_column=args.image_column,
-                                     label_column=args.label_column, settings=settings, **common)
+                                     label_column=args.label_column, settings=settings, onnx=args.onnx, **common)
     if args.task == "cls":
         from ..evaluation.classification import evaluate_classification
 
         return evaluate_classification(args.model, args.data, split=args.split, image_column=args.image_column,
                                        label_column=args.label_column, image_size=args.image_size,
-                                       crop_pct=args.crop_pct, batch_size=args.batch_size, **common)
+                                       crop_pct=args.crop_pct, batch_size=args.batch_size, onnx=args.onnx,
+                                       **common)
     if args.task == "sam":
         from ..evaluation.sam import evaluate_sam
 
@@ -108,7 +116,7 @@ def evaluate(args: argparse.Namespace):
     from ..evaluation.super_resolution import evaluate_super_resolution
 
     return evaluate_super_resolution(args.model, args.data, lr=args.lr, scale=args.scale, tile_size=args.tile_size,
-                                     tile_overlap=args.tile_overlap, **common)
+                                     tile_overlap=args.tile_overlap, onnx=args.onnx, **common)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -129,6 +129,9 @@ def image_processor_for(name: str, model):
     return EfficientViTImageProcessor()
 
 
+CALIBRATION_CROP = (256, 256)
+
+
 def _calibration_inputs(args: argparse.Namespace, model, graph) -> list[dict]:
     """Calibration feeds from --calibration-images, or random inputs (smoke tests only) with a warning."""
     from ..export.quantize import calibration_inputs_from_graph, calibration_inputs_from_images
@@ -139,8 +142,11 @@ def _calibration_inputs(args: argparse.Namespace, model, graph) -> list[dict]:
         return calibration_inputs_from_graph(graph, batches=args.calibration_count, size=args.size)
     if not args.calibration_images.is_dir():
         raise ValueError(f"--calibration-images {str(args.calibration_images)!r} is not a folder.")
-    feeds = list(calibration_inputs_from_images(args.calibration_images, image_processor_for(args.model, model),
-                                                limit=args.calibration_count))
+    processor = image_processor_for(args.model, model)
+    # Processors that keep the input size (super-resolution) get center crops (--size, else 256x256).
+    max_size = None if getattr(processor, "do_resize", True) else (args.size or CALIBRATION_CROP)
+    feeds = list(calibration_inputs_from_images(args.calibration_images, processor, limit=args.calibration_count,
+                                                max_size=max_size))
     if not feeds:
         raise ValueError(f"no images found in {str(args.calibration_images)!r}.")
     return feeds

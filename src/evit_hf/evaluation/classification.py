@@ -19,8 +19,9 @@ from .runner import EvalResult, load_columns, load_model, positive, progress
 def evaluate_classification(model_name: str, data: str, *, split: str = "validation", image_column: str = "image",
                             label_column: str = "label", image_size: int = 224, crop_pct: float = 1.0,
                             batch_size: int = 32, max_samples: int | None = None,
-                            device: str = "cpu") -> EvalResult:
-    """Top-1 / top-5 accuracy of `model_name` on a split of `data` (integer labels in the model's label ids).
+                            device: str = "cpu", onnx: str | None = None) -> EvalResult:
+    """Top-1 / top-5 accuracy of `model_name` (with `onnx`: of that exported file of it, in ONNX Runtime) on a
+    split of `data` (integer labels in the model's label ids).
 
     The original crop ratio is 0.95 for B1 (every resolution) and 1.0 for B2, B3, L1-L3.
     """
@@ -28,7 +29,7 @@ def evaluate_classification(model_name: str, data: str, *, split: str = "validat
     positive("--batch-size", batch_size)
     if not 0 < crop_pct <= 1:
         raise ValueError(f"--crop-pct must be in (0, 1], got {crop_pct}.")
-    model = load_model("AutoModelForImageClassification", model_name, device)
+    model = load_model("AutoModelForImageClassification", model_name, device, onnx=onnx)
     num_labels = model.config.num_labels
     metrics = ClassificationMetrics(num_labels)
     dataset = load_columns(data, split, {image_column: "image", label_column: "label"}, max_samples)
@@ -44,7 +45,7 @@ def evaluate_classification(model_name: str, data: str, *, split: str = "validat
     if metrics.compute()["samples"] == 0:
         raise ValueError(f"Split {split!r} of {data!r} is empty.")
     return EvalResult("cls", model_name, data, metrics.compute(), metrics.table(),
-                      settings={"split": split, "image_size": image_size, "crop_pct": crop_pct})
+                      settings={"split": split, "image_size": image_size, "crop_pct": crop_pct, "onnx": onnx})
 
 
 __all__ = ["evaluate_classification"]

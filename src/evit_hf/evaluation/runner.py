@@ -71,9 +71,11 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
     yield from tqdm(items, desc=description, total=total, unit=unit, dynamic_ncols=True)
 
 
-def load_model(auto_class_name: str, name: str, device: str = "cpu"):
+def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str | Path | None = None,
+               output: str = "logits"):
     """`transformers.<auto_class_name>.from_pretrained(name)` in eval mode on `device`; a `ValueError` when
-    `name` is neither a folder nor a Hub id holding such a model."""
+    `name` is neither a folder nor a Hub id holding such a model. With `onnx`, that exported file in ONNX
+    Runtime instead (`OnnxRuntimeModel`, returning `output`), checked against the model's config."""
     import transformers  # EfficientViT is registered with the Auto classes on `import evit_hf`
 
     auto_class = getattr(transformers, auto_class_name)
@@ -81,6 +83,10 @@ def load_model(auto_class_name: str, name: str, device: str = "cpu"):
         model = auto_class.from_pretrained(name)
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(f"Cannot load {name!r} as {auto_class_name}: {err}") from err
+    if onnx is not None:
+        from .onnx_model import OnnxRuntimeModel
+
+        return OnnxRuntimeModel(onnx, model.config, output, device)
     return model.eval().to(device)
 
 

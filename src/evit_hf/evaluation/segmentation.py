@@ -121,10 +121,12 @@ def predict(model, image: Image.Image, size: tuple[int, int], settings: Segmenta
 
 def evaluate_segmentation(model_name: str, data: str, *, split: str = "validation", image_column: str = "image",
                           label_column: str = "annotation", settings: SegmentationSettings | None = None,
-                          max_samples: int | None = None, device: str = "cpu") -> EvalResult:
-    """mIoU, pixel accuracy and per-class IoU of `model_name` on a split of `data`."""
+                          max_samples: int | None = None, device: str = "cpu",
+                          onnx: str | None = None) -> EvalResult:
+    """mIoU, pixel accuracy and per-class IoU of `model_name` on a split of `data` (with `onnx`: of that
+    exported file of the model, in ONNX Runtime)."""
     settings = settings or SegmentationSettings()
-    model = load_model("AutoModelForSemanticSegmentation", model_name, device)
+    model = load_model("AutoModelForSemanticSegmentation", model_name, device, onnx=onnx)
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     metrics = SegmentationMetrics(model.config.num_labels, settings.ignore_index, id2label)
     dataset = load_columns(data, split, {image_column: "image", label_column: "label"}, max_samples)
@@ -144,7 +146,8 @@ def evaluate_segmentation(model_name: str, data: str, *, split: str = "validatio
     results = metrics.compute()
     results["images"] = images
     results["pixels"] = int(metrics.confusion.sum())
-    return EvalResult("seg", model_name, data, results, metrics.table(), settings=vars(settings) | {"split": split})
+    return EvalResult("seg", model_name, data, results, metrics.table(),
+                      settings=vars(settings) | {"split": split, "onnx": onnx})
 
 
 __all__ = [

@@ -73,13 +73,18 @@ def load_pair(high: Path, low: Path | None, scale: int) -> tuple[torch.Tensor, t
 
 def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = None, scale: int | None = None,
                               tile_size: int = 0, tile_overlap: int = 32, max_samples: int | None = None,
-                              device: str = "cpu") -> EvalResult:
-    """Mean PSNR-Y / SSIM-Y (border crop = scale) of `model_name` and of bicubic upscaling on `data`."""
+                              device: str = "cpu", onnx: str | None = None) -> EvalResult:
+    """Mean PSNR-Y / SSIM-Y (border crop = scale) of `model_name` (with `onnx`: of that exported file of it, in
+    ONNX Runtime) and of bicubic upscaling on `data`."""
     from ..sr_utils import load_sr_model
 
     if tile_size:
         check_tile_arguments(tile_size, tile_overlap)
     model, _ = load_sr_model(model_name, scale=scale)
+    if onnx is not None:
+        from .onnx_model import OnnxRuntimeModel
+
+        model = OnnxRuntimeModel(onnx, model.config, "reconstruction", device)
     model = model.eval().to(device)
     model_scale = int(model.config.upscale)
     if scale is not None and scale != model_scale:
@@ -97,7 +102,8 @@ def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = No
             output = tiled_upscale(upscale, pixels, model_scale, tile_size, tile_overlap) if tile_size \
                 else upscale(pixels)
         metrics.update(output.float().cpu(), low_res, high_res)
-    settings = {"scale": model_scale, "lr": lr, "tile_size": tile_size, "paired": any(low for _, low in pairs)}
+    settings = {"scale": model_scale, "lr": lr, "tile_size": tile_size, "paired": any(low for _, low in pairs),
+                "onnx": onnx}
     return EvalResult("sr", model_name, data, metrics.compute(), metrics.table(), settings=settings)
 
 

@@ -176,12 +176,17 @@ def calibration_inputs_from_images(
     batch_size: int = 1,
     limit: int | None = None,
     extensions: Sequence[str] = _IMAGE_EXTENSIONS,
+    max_size: tuple[int, int] | None = None,
     **processor_kwargs: Any,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Calibration feeds from the images of `folder` (recursively, sorted), preprocessed by `image_processor`
     (the model's own, e.g. `EfficientViTSegImageProcessor`; `processor_kwargs` such as `size=` go to its
     call). Yields `{input_name: float32 array (batch, 3, H, W)}`; at most `limit` images. Use a few hundred
-    images of the deployment distribution for a model you ship."""
+    images of the deployment distribution for a model you ship.
+
+    `max_size` (height, width) center-crops larger images first, for processors that keep the input size
+    (super-resolution): cropping keeps the pixel statistics the activation ranges come from, and a
+    full-resolution photograph through a stride-1 network needs gigabytes of activations."""
     from PIL import Image
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in extensions)
@@ -190,9 +195,17 @@ def calibration_inputs_from_images(
     if not files:
         raise FileNotFoundError(f"No images ({', '.join(extensions)}) under {folder}.")
     for start in range(0, len(files), batch_size):
-        images = [Image.open(p).convert("RGB") for p in files[start:start + batch_size]]
+        images = [_center_crop(Image.open(p).convert("RGB"), max_size) for p in files[start:start + batch_size]]
         pixels = image_processor(images=images, return_tensors="np", **processor_kwargs)["pixel_values"]
         yield {input_name: np.asarray(pixels, dtype=np.float32)}
+
+
+def _center_crop(image, max_size: tuple[int, int] | None):
+    if max_size is None:
+        return image
+    height, width = min(image.height, max_size[0]), min(image.width, max_size[1])
+    top, left = (image.height - height) // 2, (image.width - width) // 2
+    return image.crop((left, top, left + width, top + height))
 
 
 def calibration_inputs_from_graph(graph, batches: int = 4, batch_size: int = 1,

@@ -71,11 +71,10 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
     yield from tqdm(items, desc=description, total=total, unit=unit, dynamic_ncols=True)
 
 
-def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str | Path | None = None,
-               output: str = "logits"):
+def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str | Path | None = None):
     """`transformers.<auto_class_name>.from_pretrained(name)` in eval mode on `device`; a `ValueError` when
     `name` is neither a folder nor a Hub id holding such a model. With `onnx`, that exported file in ONNX
-    Runtime instead (`OnnxRuntimeModel`, returning `output`), checked against the model's config."""
+    Runtime instead (`OnnxRuntimeModel` returning `logits`), checked against the model's config."""
     import transformers  # EfficientViT is registered with the Auto classes on `import evit_hf`
 
     auto_class = getattr(transformers, auto_class_name)
@@ -86,7 +85,7 @@ def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str |
     if onnx is not None:
         from .onnx_model import OnnxRuntimeModel
 
-        return OnnxRuntimeModel(onnx, model.config, output, device)
+        return OnnxRuntimeModel(onnx, model.config, "logits", device)
     return model.eval().to(device)
 
 

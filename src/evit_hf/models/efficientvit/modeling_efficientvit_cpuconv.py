@@ -6,14 +6,14 @@
 
 Winograd: a stride-1 3x3 conv computes each 4x4 block of outputs from a 6x6 block of inputs. The minimal
 filtering algorithm transforms both blocks into a 36-point domain, where the conv becomes 36 independent matrix
-products (pixels x in_channels @ in_channels x out_channels), then transforms back: 4 multiplies per output and
+products (pixels x in_channels @ in_channels x out_channels), then transforms back: 2.25 multiplies per output and
 channel pair instead of 9. The transforms are small fixed matrices (Lavin & Gray, arXiv 1509.09308, points 0,
 +-1, +-2). Their fp32 rounding makes the result less exact than oneDNN's direct conv: max abs error against fp64
 at unit-scale outputs 1.9e-5 (direct: 2e-6) at 64 -> 80 channels, 5.0e-5 (direct: 1.9e-5) at 256 -> 256. So it
 serves inference only: the plain graph stays the reference, and the parity tests run both.
 
 The matrix products go to the BLAS (MKL on x86 wheels) at about the GEMM rate of oneDNN's direct conv, so the
-2.25x fewer multiplies make SAM's 256 -> 256 neck convs 2x faster (27 -> 14 ms at 64x64), once there are enough
+4x fewer multiplies make SAM's 256 -> 256 neck convs 2x faster (27 -> 14 ms at 64x64), once there are enough
 channels to amortise the transforms (`winograd_applies`).
 
 Imports only torch, so it travels in `trust_remote_code` folders.

@@ -3,7 +3,11 @@
 - `catalog`: the release targets, the repo naming scheme and the organisation, the batch file-name rule
 - `models`: the config, model class and image processor each target ships
 - `stats`: parameters and MACs counted from the model
-- `reported`, `latency`: the original authors' reported results and this repo's published CPU latency (data)
+- `reported`: the original authors' reported results (data)
+- `results`: the measurement files (`docs/results/*.json`: command, date, machine, setting, rows)
+- `latency`: the CPU latency each family's cards quote, read from the measurement files
+- `render`: the measurement files rendered into README.md, the docs pages and the cards
+  (`python -m evit_hf.release.render [--check]`)
 - `templates`, `cards`: the card templates and the card generator
 - `builder`: release folders from a checkpoint, a folder of checkpoints, or a saved SR folder
 - `push`: upload with `huggingface_hub.HfApi`

@@ -5,8 +5,9 @@
 description, intended use and limitations, two usage snippets (with and without evit-hf), the preprocessing
 read from the processor the repo ships, the labels, the results (the original authors' numbers labelled
 "reported by the original authors (not re-measured)"; for super-resolution, the numbers the training run
-measured here), params and MACs counted from the model, CPU latency from README.md's benchmark tables with
-their setting, provenance, license and citation. `write_cards` writes one card per repo name.
+measured here), params and MACs counted from the model, CPU latency from the measurement files
+(`docs/results/*.json`, through `latency`) with their setting, provenance, license and citation. `write_cards`
+writes one card per repo name.
 """
 
 from __future__ import annotations
@@ -264,8 +265,8 @@ def _size_speed(target: ReleaseTarget, stats: ModelStats, config) -> str:
     text = _bullets(lines)
     if not rows:
         return text + "\n\nNo CPU latency was measured for this model."
-    text += (f"\n\nCPU latency measured by `{table.command}` ({table.source} in evit-hf's README.md): "
-             f"{table.setting}.\n\n"
+    text += (f"\n\nCPU latency measured by `{table.command}` on {table.results.date} (evit-hf's "
+             f"`docs/results/{table.results.name}.json`, on its benchmarks page): {table.setting}.\n\n"
              "| input | median ms | min ms | runs | compared with |\n|---|---|---|---|---|\n")
     text += "\n".join(f"| {r.input} | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.runs} | {r.comparison or '-'} |"
                       for r in rows)
@@ -275,8 +276,8 @@ def _size_speed(target: ReleaseTarget, stats: ModelStats, config) -> str:
                         "this model is faster).")
     if target.family == "sr" and config.hidden_act != _preset_act(target):
         notes.append(f"This checkpoint's config uses `{config.hidden_act}`, not the preset's "
-                     f"`{_preset_act(target)}` that was timed (evit-hf's README notes that exact GELU is 4x "
-                     f"faster on CPU): expect this checkpoint to run slower than the table.")
+                     f"`{_preset_act(target)}` that was timed (evit-hf's super-resolution docs note that exact GELU "
+                     f"is 4x faster on CPU): expect this checkpoint to run slower than the table.")
     return text + "\n\n" + " ".join(notes)
 
 

@@ -1,125 +1,109 @@
-"""CPU latency measured by this repository's benchmarks, as published in README.md (data, never re-run here).
+"""CPU latency for the model cards, read from the measurement files (`docs/results/*.json`, never typed in).
 
-Each table keeps the setting it was measured under, word for word where README.md states it, so a card can
-quote the number with its setting. Sources: the "Model zoo on this machine" table (`evit-hf demo`, the same
-rows as `evit-hf bench cls`) and the "Speed" tables (`evit-hf bench seg`, `evit-hf bench sam`,
-`evit-hf bench sr`). Random weights everywhere: latency does not depend on the weights.
+Each family's card quotes one results file with the setting it was measured in: classifiers the model zoo run
+(`evit-hf demo`, the same rows as `evit-hf bench cls`), segmenters `evit-hf bench seg` (against SegFormer), SAM
+`evit-hf bench sam` (against SAM ViT-B) and super-resolution `evit-hf bench sr` (against Swin2SR). The README and
+the docs pages render the same files (`evit_hf.release.render`), so a card and the docs cannot disagree.
+Random weights everywhere: latency does not depend on the weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
-_MACHINE = "this repository's 2-core AVX-512 VM"
+from .results import Results, load
 
 
 @dataclass(frozen=True)
 class Timing:
     """One benchmark row: a model on one input size."""
 
-    model: str         # the benchmark's row name (preset)
+    model: str         # the preset (`b1`, `seg-b1-cityscapes`, `sam-l0`, `sr-light-x2`)
     input: str         # e.g. "224x224", "512x1024", "256x256 -> 512x512"
     median_ms: float
     min_ms: float
     runs: int
-    comparison: str = ""  # a peer measured in the same run, e.g. "6.75x faster than SegFormer-B0"
+    comparison: str = ""  # a peer measured in the same run, e.g. "SegFormer-B0 / ours = 6.75 (same run)"
 
 
 @dataclass(frozen=True)
 class BenchTable:
-    """Rows measured in one run, with the command and the setting README.md gives for it."""
+    """One family's rows from one results file, with what a card says about how they were measured."""
 
-    command: str
-    source: str  # which table of README.md
-    setting: str
-    note: str
+    results: Results
     rows: tuple[Timing, ...]
+    note: str  # the run's caveats (and, for SAM, the prompt-to-mask latency of the same run)
+
+    @property
+    def command(self) -> str:
+        """The command without its output options (`evit-hf bench seg`)."""
+        return self.results.command.split(" --json", 1)[0].split(" (", 1)[0]
+
+    @property
+    def setting(self) -> str:
+        return f"{self.results.machine}; {self.results.setting}"
 
     def for_model(self, model: str) -> tuple[Timing, ...]:
         return tuple(row for row in self.rows if row.model == model)
 
 
-CLS = BenchTable(
-    command="evit-hf bench cls",
-    source="the model zoo table, made by evit-hf demo with the same code",
-    setting=f"random weights, batch 1, fp32, eval, torch.inference_mode, 2 threads, {_MACHINE} "
-            "(GOMP_SPINCOUNT=10000000), input 224x224",
-    note="Measured at 224x224 only.",
-    rows=tuple(Timing(m, "224x224", med, mn, runs) for m, med, mn, runs in (
-        ("b0", 22.7, 16.5, 20), ("b1", 38.2, 32.5, 20), ("b2", 81.6, 75.6, 19), ("b3", 153.1, 140.7, 10),
-        ("l1", 188.4, 178.4, 8), ("l2", 255.6, 247.6, 6), ("l3", 604.3, 573.0, 3),
-    )),
-)
-
-_SEG_ROWS = (
-    # preset, (median, min, runs, SegFormer-B0 / ours) at 512x1024, then at 1024x2048
-    ("seg-b0-cityscapes", (115.7, 100.7, 20, 6.75), (423.3, 391.7, 10, 14.9)),
-    ("seg-b1-cityscapes", (257.7, 233.2, 15, 3.03), (1373.4, 1278.8, 3, 4.59)),
-    ("seg-b2-cityscapes", (563.7, 545.6, 8, 1.39), (2225.7, 2225.7, 1, 2.83)),
-    ("seg-b3-cityscapes", (1280.0, 1236.9, 4, 0.61), (4850.1, 4850.1, 1, 1.3)),
-    ("seg-l1-cityscapes", (1490.0, 1490.0, 1, 0.524), (6626.0, 6626.0, 1, 0.951)),
-    ("seg-l2-cityscapes", (2292.7, 2292.7, 1, 0.341), (9419.5, 9419.5, 1, 0.669)),
-    ("seg-b1-ade20k", (309.5, 288.5, 13, 2.52), (1182.0, 1128.7, 4, 5.33)),
-    ("seg-b2-ade20k", (705.1, 681.2, 6, 1.11), (2520.2, 2520.2, 1, 2.5)),
-    ("seg-b3-ade20k", (1305.6, 1293.4, 4, 0.598), (4974.4, 4974.4, 1, 1.27)),
-    ("seg-l1-ade20k", (1811.1, 1811.1, 1, 0.431), (7512.8, 7512.8, 1, 0.839)),
-    ("seg-l2-ade20k", (2141.1, 2141.1, 1, 0.365), (7963.2, 7963.2, 1, 0.792)),
-)
+def _ratio(peer: str, value: float | None) -> str:
+    return f"{peer} / ours = {value:g} (same run)" if value is not None else ""
 
 
-def _vs(ratio: float, peer: str) -> str:
-    return f"SegFormer-B0 / ours = {ratio:g} (same run)" if peer == "segformer" else f"{peer} / ours = {ratio:g}"
+def _cls() -> BenchTable:
+    data = load("zoo")
+    rows = tuple(Timing(r["preset"], f"{r['resolution']}x{r['resolution']}", r["median_ms"], r["min_ms"], r["runs"])
+                 for r in data.select(model="classifier"))
+    return BenchTable(data, rows, " ".join(data.notes))
 
 
-SEG = BenchTable(
-    command="evit-hf bench seg",
-    source="section Speed, semantic segmentation vs SegFormer",
-    setting=f"random weights, batch 1, fp32, eval, torch.inference_mode, 2 threads, {_MACHINE}, "
-            "GOMP_SPINCOUNT=10000000 set before Python starts, glibc mallopt tuning applied by the benchmark",
-    note="Absolute numbers in this run were about 2x slower than the same machine type measured in the "
-         "project's baseline, for every model, peers included: compare ratios, not milliseconds across runs.",
-    rows=tuple(
-        Timing(preset, size, med, mn, runs, _vs(ratio, "segformer"))
-        for preset, *measured in _SEG_ROWS
-        for size, (med, mn, runs, ratio) in zip(("512x1024", "1024x2048"), measured, strict=True)
-    ),
-)
+def _seg() -> BenchTable:
+    data = load("bench-seg")
+    rows = tuple(Timing(r["model"], r["size"], r["median_ms"], r["min_ms"], r["runs"],
+                        _ratio("SegFormer-B0", r.get("vs_segformer-b0")))
+                 for r in data.select(family="EfficientViT-Seg"))
+    return BenchTable(data, rows, " ".join(data.notes))
 
-SAM = BenchTable(
-    command="evit-hf bench sam",
-    source="section Speed, EfficientViT-SAM vs SAM ViT-B",
-    setting=f"random weights, batch 1, fp32, eval, torch.inference_mode, 2 threads, {_MACHINE}, "
-            "GOMP_SPINCOUNT=10000000 set before Python starts; image encoder (get_image_embeddings) at the "
-            "variant's own input resolution",
-    note="Prompt to masks from precomputed embeddings (the shared SAM mask decoder, the same for every variant): "
-         "1 point (multimask) 105.7 ms median, 1 box 95.0 ms median, in the same run.",
-    rows=(
-        Timing("sam-l0", "512x512", 973.0, 953.7, 3, "SAM ViT-B (transformers) / ours = 26.2 (same run)"),
-        Timing("sam-l1", "512x512", 1639.6, 1568.5, 2, "SAM ViT-B (transformers) / ours = 15.5 (same run)"),
-        Timing("sam-l2", "512x512", 1550.1, 1503.1, 2, "SAM ViT-B (transformers) / ours = 16.4 (same run)"),
-        Timing("sam-xl0", "1024x1024", 4410.5, 4410.5, 1, "SAM ViT-B (transformers) / ours = 5.78 (same run)"),
-        Timing("sam-xl1", "1024x1024", 6218.2, 6218.2, 1, "SAM ViT-B (transformers) / ours = 4.1 (same run)"),
-    ),
-)
 
-SR = BenchTable(
-    command="evit-hf bench sr",
-    source="section Speed, super-resolution vs Swin2SR",
-    setting=f"random weights, batch 1, fp32, eval, torch.inference_mode, 2 threads, {_MACHINE}, "
-            "GOMP_SPINCOUNT=10000000 set before Python starts; whole image in one pass (no tiles)",
-    note="Measured for the preset as it is now (exact GELU).",
-    rows=(
-        Timing("sr-light-x2", "256x256 -> 512x512", 1698.6, 1546.9, 12,
-               "Swin2SR lightweight x2 / ours = 3.85 (same run)"),
-        Timing("sr-light-x2", "512x512 -> 1024x1024", 10127.1, 10127.1, 1,
-               "Swin2SR lightweight x2 / ours = 3.17 (same run)"),
-    ),
-)
+def _sam() -> BenchTable:
+    data = load("bench-sam")
+    reference = data.select(kind="encoder")[0]["model"]  # the peer: the first encoder row, as `bench sam` writes
+    rows = tuple(Timing("sam-" + r["model"].removeprefix("EfficientViT-SAM-").lower(),
+                        f"{r['resolution']}x{r['resolution']}", r["median_ms"], r["min_ms"], r["runs"],
+                        _ratio(reference, r.get("speedup_vs_vitb")))
+                 for r in data.select(kind="encoder") if r["model"] != reference)
+    prompts = [r for r in data.select(kind="prompt") if r["model"] != reference]
+    timed = ", ".join(f"{r['prompt']} {r['median_ms']:.1f} ms median" for r in prompts)
+    note = (f"Prompt to masks from precomputed embeddings, in the same run ({prompts[0]['model']}): {timed}. "
+            if prompts else "")
+    return BenchTable(data, rows, note + " ".join(data.notes))
 
-TABLES: dict[str, BenchTable] = {"cls": CLS, "seg": SEG, "sam": SAM, "sr": SR}
+
+def _sr() -> BenchTable:
+    data = load("bench-sr")
+    rows = tuple(Timing(r["model"], r["size"].replace("->", " -> "), r["median_ms"], r["min_ms"], r["runs"],
+                        _ratio("Swin2SR lightweight x2", r.get("vs_swin2sr")))
+                 for r in data.select(family="EfficientViT-SR"))
+    return BenchTable(data, rows, " ".join(data.notes))
+
+
+_FAMILIES: dict[str, Callable[[], BenchTable]] = {"cls": _cls, "seg": _seg, "sam": _sam, "sr": _sr}
+
+
+@cache
+def table(family: str) -> BenchTable:
+    """The benchmark table the cards of `family` (`cls`, `seg`, `sam`, `sr`) quote."""
+    return _FAMILIES[family]()
+
+
+def tables() -> dict[str, BenchTable]:
+    return {family: table(family) for family in _FAMILIES}
 
 
 def timings(family: str, model: str) -> tuple[BenchTable, tuple[Timing, ...]]:
     """The benchmark table of `family` and its rows for `model` (`b1`, `seg-b1-cityscapes`, `sam-l0`, ...)."""
-    table = TABLES[family]
-    return table, table.for_model(model)
+    found = table(family)
+    return found, found.for_model(model)

@@ -11,7 +11,7 @@ REFERENCES := efficientsam==1.0.0 timm==1.0.31 segment-anything==1.0
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off -q
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-main test-compat test-tflite lint install clean
+.PHONY: demo test test-main test-compat test-tflite lint install clean docs docs-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 CHROMIUM := /usr/bin/chromium
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) -e ".[train,test,app]"
+	$(PIP) -e ".[train,test,app,docs]"
 	$(PIP) --no-deps $(REFERENCES)
 	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
@@ -37,6 +37,21 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/evit-hf demo
+
+# The docs site (mkdocs.yml): every measured table of README.md, docs/ and hub_cards/ rendered from
+# docs/results/*.json, then `mkdocs build --strict` (a broken link or anchor, or a page missing from nav, fails).
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PIP) -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(BIN)/python -m evit_hf.release.render
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# CI: nothing rendered may differ from its data, and the site must build.
+docs-check: $(VENV)/.test-installed
+	$(BIN)/python -m evit_hf.release.render --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests training
@@ -74,7 +89,7 @@ $(LITERT)/.installed: pyproject.toml
 test-tflite: $(LITERT)/.installed
 	$(LITERT)/bin/python -m pytest -q -m "not slow" tests/test_export_tflite.py
 
-test: lint test-main test-compat test-tflite
+test: lint docs-check test-main test-compat test-tflite
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(LITERT) .pytest_cache
+	rm -rf $(VENV) $(COMPAT) $(LITERT) .pytest_cache site

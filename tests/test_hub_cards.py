@@ -11,7 +11,7 @@ import yaml
 
 from evit_hf.release import all_targets, compute_stats, get_target, target_from_filename
 from evit_hf.release.catalog import DEFAULT_ORG, resolve_org
-from evit_hf.release.latency import TABLES
+from evit_hf.release.latency import tables
 from evit_hf.release.stats import STATS_FILE, load_stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,25 +107,37 @@ def test_reported_numbers_and_labels():
     assert "shorter side to 384 (= ceil(384 / 1)" in _card("efficientvit-l2-r384")
 
 
-def _readme_rows(table: str, model: str, size: str) -> list[str]:
-    """The README.md lines of a model at a size (its row in every table that lists it)."""
-    label = {"cls": f"| {model} | classifier |", "seg": f"| {model} | {size} |",
-             "sam": f"| EfficientViT-SAM-{model.removeprefix('sam-').upper()} | {size.split('x')[0]} |",
-             "sr": f"| {model} | {size.replace(' ', '')} |"}[table]
-    return [line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith(label)]
+def _card_latency_rows(name: str) -> list[str]:
+    """The latency table rows of a committed card ("| input | median ms | min ms | runs | compared with |")."""
+    section = _card(name).split("CPU latency measured by", 1)[1].split("\n\n")[1]
+    return section.splitlines()[2:]
 
 
-def test_latency_is_quoted_from_the_readme_tables():
-    for name, table in TABLES.items():
-        assert table.rows
-        for row in table.rows:
-            lines = _readme_rows(name, row.model, row.input)
-            quoted = f"| {row.median_ms:.1f} | {row.min_ms:.1f} | {row.runs} |"
-            assert sum(quoted in line for line in lines) == 1, (row, lines)
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "1 point (multimask) 105.7 ms median, 1 box 95.0 ms median" in TABLES["sam"].note
-    assert "| EfficientViT-SAM-L0 | 1 point (multimask) | 105.7 |" in readme
-    assert "| EfficientViT-SAM-L0 | 1 box | 95.0 |" in readme
+def test_card_latency_is_the_results_files():
+    """Cards quote docs/results/*.json (the files the README and docs tables are rendered from), row for row."""
+    from evit_hf.release.results import load
+
+    zoo = load("zoo").one(preset="b1")
+    assert _card_latency_rows("efficientvit-b1-r288") == [
+        f"| 224x224 | {zoo['median_ms']:.1f} | {zoo['min_ms']:.1f} | {zoo['runs']} | - |"]
+    seg = load("bench-seg").select(model="seg-l2-ade20k")
+    assert _card_latency_rows("efficientvit-seg-l2-ade20k") == [
+        f"| {r['size']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['runs']} | SegFormer-B0 / ours = "
+        f"{r['vs_segformer-b0']:g} (same run) |" for r in seg]
+    sam = load("bench-sam").one(kind="encoder", model="EfficientViT-SAM-XL1")
+    assert _card_latency_rows("efficientvit-sam-xl1") == [
+        f"| 1024x1024 | {sam['median_ms']:.1f} | {sam['min_ms']:.1f} | {sam['runs']} | SAM ViT-B (transformers) / "
+        f"ours = {sam['speedup_vs_vitb']:g} (same run) |"]
+    prompt = load("bench-sam").one(kind="prompt", model="EfficientViT-SAM-L0", prompt="1 box")
+    assert f"1 box {prompt['median_ms']:.1f} ms median" in _card("efficientvit-sam-l0")
+    sr = load("bench-sr").select(model="sr-light-x2")
+    assert [row.split(" | ")[1] for row in _card_latency_rows("efficientvit-sr-light-x2")] == [
+        f"{r['median_ms']:.1f}" for r in sr]
+    for family, table in tables().items():  # every family's rows come from its file, with its date and setting
+        assert table.rows and table.results.setting in table.setting, family
+        assert f"`docs/results/{table.results.name}.json`" in _card(
+            {"cls": "efficientvit-l1-r224", "seg": "efficientvit-seg-b0-cityscapes", "sam": "efficientvit-sam-l1",
+             "sr": "efficientvit-sr-light-x2"}[family])
 
 
 def test_naming_scheme_and_batch_rule(monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from .results import REPO_ROOT, Results, load
 
 REGION = re.compile(r"<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results -->", re.S)
 OPENING = re.compile(r"<!-- results:(?P<name>[^ ]*) -->")
+CLOSING = re.compile(r"<!-- /results -->")
+FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n.*?^\1[ \t]*$", re.M | re.S)
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -283,6 +286,11 @@ def _train_sam(name: str) -> Callable[[], Table]:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join([label] + [format(row[key], fmt) for row in evals]) + " |"
                   for label, key, fmt in metrics]
+        for student in data.select(kind="student"):
+            lines += ["", f"With only its encoder distilled (the teacher's prompt encoder and mask decoder copied in), "
+                      f"the student reaches {student['box_miou']:.1f}% box / {student['click_miou']:.1f}% click mIoU "
+                      f"on the held-out masks, against the teacher's {student['teacher_box_miou']:.1f}% / "
+                      f"{student['teacher_click_miou']:.1f}%."]
         return Table("\n".join(lines), (data,))
 
     return view
@@ -372,20 +380,34 @@ def render_view(name: str, page: Path) -> str:
     return f"\n{table.markdown}\n\n{caption(table, page)}\n\n"
 
 
-def render_regions(text: str, page: Path) -> str:
-    """`text` (the contents of `page`) with every results region regenerated."""
-    opened = [m["name"] for m in OPENING.finditer(text)]
-    closed = [m["name"] for m in REGION.finditer(text)]
-    if opened != closed or text.count("<!-- /results -->") != len(opened):
-        raise ValueError(f"{page}: every `<!-- results:NAME -->` needs its own `<!-- /results -->` after it "
-                         f"(opened {opened}, closed {closed}).")
-    return REGION.sub(lambda m: f"<!-- results:{m['name']} -->\n{render_view(m['name'], page)}<!-- /results -->",
-                      text)
+def _fences(text: str) -> list[tuple[int, int]]:
+    """The spans of fenced code blocks: markers shown inside them (as on the docs page about rendering) are text."""
+    return [m.span() for m in FENCE.finditer(text)]
+
+
+def _live(text: str, pattern: re.Pattern) -> list[re.Match]:
+    fences = _fences(text)
+    return [m for m in pattern.finditer(text) if not any(start <= m.start() < end for start, end in fences)]
 
 
 def regions(text: str) -> list[str]:
-    """The names of the results regions in `text`, in order."""
-    return [m["name"] for m in REGION.finditer(text)]
+    """The names of the results regions in `text`, in order (markers inside code blocks are not regions)."""
+    return [m["name"] for m in _live(text, REGION)]
+
+
+def render_regions(text: str, page: Path) -> str:
+    """`text` (the contents of `page`) with every results region regenerated."""
+    opened = [m["name"] for m in _live(text, OPENING)]
+    closed = regions(text)
+    if opened != closed or len(_live(text, CLOSING)) != len(opened):
+        raise ValueError(f"{page}: every `<!-- results:NAME -->` needs its own `<!-- /results -->` after it "
+                         f"(opened {opened}, closed {closed}).")
+    parts, last = [], 0
+    for match in _live(text, REGION):
+        parts += [text[last:match.start()],
+                  f"<!-- results:{match['name']} -->\n{render_view(match['name'], page)}<!-- /results -->"]
+        last = match.end()
+    return "".join(parts) + text[last:]
 
 
 def pages(root: Path = REPO_ROOT) -> list[Path]:
@@ -398,20 +420,27 @@ def stale_pages(root: Path = REPO_ROOT) -> list[Path]:
     return [page for page in pages(root) if render_regions(page.read_text(), page) != page.read_text()]
 
 
-def stale_cards(cards_dir: Path = REPO_ROOT / "hub_cards") -> list[str]:
-    """Model cards in `cards_dir` that differ from the cards the templates and the data give."""
-    import shutil
-
+def _write_cards(out: Path) -> list[Path]:
     from .cards import write_cards
     from .catalog import DEFAULT_ORG
+
+    return write_cards(out, org=DEFAULT_ORG)
+
+
+def stale_cards(cards_dir: Path = REPO_ROOT / "hub_cards") -> list[str]:
+    """Model cards in `cards_dir` that differ from the cards the templates and the data give."""
     from .stats import STATS_FILE
 
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(cards_dir / STATS_FILE, Path(tmp) / STATS_FILE)
-        written = write_cards(tmp, org=DEFAULT_ORG)
-        return [str(path.relative_to(tmp)) for path in written
-                if not (cards_dir / path.relative_to(tmp)).is_file()
-                or path.read_text() != (cards_dir / path.relative_to(tmp)).read_text()]
+        shutil.copyfile(cards_dir / STATS_FILE, Path(tmp) / STATS_FILE)  # counting every model again takes ~20 s
+        written = [path.relative_to(tmp) for path in _write_cards(Path(tmp))]
+        return [str(path) for path in written
+                if not (cards_dir / path).is_file() or (Path(tmp) / path).read_text() != (cards_dir / path).read_text()]
+
+
+def update_cards(cards_dir: Path = REPO_ROOT / "hub_cards") -> None:
+    """Regenerate the committed model cards (what `evit-hf release --cards-only --out hub_cards` does)."""
+    _write_cards(cards_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [str(page.relative_to(REPO_ROOT)) for page in stale_pages()]
+        stale = [page.relative_to(REPO_ROOT).as_posix() for page in stale_pages()]
         stale += [f"hub_cards/{card}" for card in stale_cards()]
         if stale:
             print("out of date (run `make docs` or `python -m evit_hf.release.render`):\n  " + "\n  ".join(stale),
@@ -433,11 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rendered = render_regions(text, page)
         if rendered != text:
             page.write_text(rendered)
-            print(f"rendered {page.relative_to(REPO_ROOT)}")
-    from .cards import write_cards
-    from .catalog import DEFAULT_ORG
-
-    write_cards(REPO_ROOT / "hub_cards", org=DEFAULT_ORG)
+            print(f"rendered {page.relative_to(REPO_ROOT).as_posix()}")
+    update_cards()
     print("rendered hub_cards/")
     return 0
 

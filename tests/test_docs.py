@@ -65,6 +65,26 @@ def test_write_results_round_trips(tmp_path, monkeypatch):
         results.load.cache_clear()
 
 
+def test_refresh_records_a_rerun(tmp_path, monkeypatch):
+    """`evit-hf bench sr --json run.json` writes bare rows; `python -m evit_hf.release.results` files them."""
+    (tmp_path / "bench-sr.json").write_text((results.RESULTS_DIR / "bench-sr.json").read_text())
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    results.load.cache_clear()
+    try:
+        old = results.load("bench-sr")
+        rerun = [{**row, "median_ms": row["median_ms"] / 2} for row in old.rows]
+        (tmp_path / "run.json").write_text(json.dumps(rerun))
+        assert results.main(["bench-sr", "--rows", str(tmp_path / "run.json"), "--date", "2026-12-01"]) == 0
+        new = results.load("bench-sr")
+        assert new.rows == tuple(rerun) and new.date == "2026-12-01" and new.source == ""
+        assert (new.title, new.command, new.machine, new.setting) == (old.title, old.command, old.machine, old.setting)
+        (tmp_path / "bare.json").write_text(json.dumps(rerun))
+        with pytest.raises(ValueError, match="bare rows"):
+            results.load("bare")
+    finally:
+        results.load.cache_clear()
+
+
 def test_a_new_measurement_reaches_the_tables_and_the_cards(tmp_path, monkeypatch):
     """Re-running a benchmark into its file is all it takes: the docs table and the model card follow."""
     from evit_hf.release import get_target

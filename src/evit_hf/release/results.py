@@ -77,6 +77,9 @@ def load(name: str) -> Results:
     if not path.is_file():
         raise FileNotFoundError(f"No results file {path}; known: {', '.join(names())}.")
     data = json.loads(path.read_text())
+    if isinstance(data, list):
+        raise ValueError(f"{path} holds bare rows (what `evit-hf bench ... --json` writes): record them with "
+                         f"`python -m evit_hf.release.results {name} --rows FILE --date YYYY-MM-DD`.")
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"{path}: missing {missing}; every results file has {', '.join(_REQUIRED)}.")
@@ -117,3 +120,39 @@ def _dumps(value) -> str:
     if isinstance(value, list) and value:
         return "[\n" + ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value) + "\n  ]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def refresh(name: str, rows_file: str | os.PathLike, date: str, **fields: str) -> Path:
+    """Replace the rows of `docs/results/<name>.json` with those of a new run (a benchmark's `--json` output:
+    a list of rows, or an object with `rows`), dated `date`; `fields` (`command`, `machine`, `setting`, `title`,
+    `notes`) replace the file's own where given. The file's `source` is dropped: the command wrote these rows."""
+    previous = load(name)
+    new = json.loads(Path(rows_file).read_text())
+    rows = new["rows"] if isinstance(new, dict) else new
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"{rows_file}: no rows (expected a list of objects, or an object with `rows`).")
+    kept = {key: getattr(previous, key) for key in ("title", "command", "machine", "setting", "notes")}
+    return write_results(results_dir() / f"{name}.json", rows, **{**kept, **fields, "date": date})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m evit_hf.release.results NAME --rows FILE --date YYYY-MM-DD`: record a re-run, then `make docs`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m evit_hf.release.results", description=main.__doc__)
+    parser.add_argument("name", choices=names(), help="the results file to refresh (docs/results/NAME.json)")
+    parser.add_argument("--rows", required=True, help="the new run's rows (a benchmark's --json output)")
+    parser.add_argument("--date", required=True, help="the day of the run, YYYY-MM-DD")
+    for field in ("command", "machine", "setting"):
+        parser.add_argument(f"--{field}", help=f"the run's {field} (default: the file's)")
+    args = parser.parse_args(argv)
+    fields = {k: v for k, v in vars(args).items() if k in ("command", "machine", "setting") and v is not None}
+    path = refresh(args.name, args.rows, args.date, **fields)
+    print(f"wrote {path}; now run `make docs` (python -m evit_hf.release.render) to update every page and card",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

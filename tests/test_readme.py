@@ -1,0 +1,168 @@
+"""Every snippet of README.md runs as written, offline.
+
+Each fenced block of the README is marked on the line before it: `<!-- test: run -->` (Python blocks run in a
+fresh interpreter, bash blocks in bash) or `<!-- test: dry-run -->` (`make` lines, shown with `make -n`: a real
+`make demo` / `make test` builds a venv). An unmarked block fails the test. The blocks run in README order in
+one working folder holding a photograph (`photo.jpg`), links to `training/` and `configs/`, and an offline Hub
+cache (`HF_HUB_OFFLINE=1`) with every Hub id the README names: converted from the original-implementation
+fixtures (`../shared/fixtures/original`) or released from the x2 checkpoint shipped in the package.
+
+`evit-hf`, `accelerate` and `python` resolve to this interpreter: `accelerate launch` runs
+`python -m accelerate.commands.launch`, the same program as the console script, which imports timm when it is
+installed (the tests install timm without torchvision, so the console script cannot start here).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import hub_snapshot_dir, make_offline_hub_repo, offline_env, script_env
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+README = REPO_ROOT / "README.md"
+MARKED = re.compile(r"<!-- test: (?P<mode>[\w-]+) -->\n```(?P<lang>\w+)\n(?P<code>.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```(\w*)\n.*?^```", re.S | re.M)
+HUB_ID = re.compile(r"evit-hf/efficientvit-[a-z0-9-]+")
+# Hub ids the README may name -> how the test cache provides them: a fixture case to convert, or "release"
+HUB_REPOS = {
+    "evit-hf/efficientvit-b1-r224": "cls-b1",
+    "evit-hf/efficientvit-seg-b1-cityscapes": "seg-b1-cityscapes",
+    "evit-hf/efficientvit-sam-l0": "sam-l0",
+    "evit-hf/efficientvit-sr-light-x2": "release",
+}
+
+
+@dataclass(frozen=True)
+class Snippet:
+    heading: str  # the README heading the block sits under
+    mode: str
+    lang: str
+    code: str
+
+
+def readme_snippets() -> list[Snippet]:
+    text = README.read_text()
+    snippets = []
+    for match in MARKED.finditer(text):
+        heading = re.findall(r"^#+ (.+)$", text[:match.start()], re.M)[-1]
+        snippets.append(Snippet(heading, match["mode"], match["lang"], match["code"]))
+    return snippets
+
+
+SNIPPETS = readme_snippets()
+
+
+def test_every_block_is_marked_and_runnable():
+    text = README.read_text()
+    assert len(FENCE.findall(text)) == len(SNIPPETS), "mark every README code block with <!-- test: MODE -->"
+    assert len(SNIPPETS) >= 8
+    for snippet in SNIPPETS:
+        assert (snippet.mode, snippet.lang) in {("run", "python"), ("run", "bash"), ("dry-run", "bash")}, snippet
+        if snippet.mode == "dry-run":  # only the set-up commands, which would build a venv
+            assert all(line.split()[0] == "make" for line in _commands(snippet.code)), snippet.code
+    assert {snippet.heading for snippet in SNIPPETS} >= {
+        "Image classification", "Semantic segmentation", "Segment anything (EfficientViT-SAM)", "Super-resolution",
+        "Training", "Export", "Command line"}
+    named = set(HUB_ID.findall(text))
+    assert named <= set(HUB_REPOS), f"the test's offline Hub cache lacks {named - set(HUB_REPOS)}"
+    assert named == set(HUB_REPOS)  # every repo the cache builds is one the README uses
+
+
+def _commands(code: str) -> list[str]:
+    """The commands of a bash block: continuation lines joined, comments and blank lines dropped."""
+    joined = code.replace("\\\n", " ")
+    return [line.split(" #", 1)[0].strip() for line in joined.splitlines() if line.strip() and
+            not line.lstrip().startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory, original_fixture):
+    """(working folder, environment): the offline Hub cache, photo.jpg, links to training/ and configs/, shims."""
+    from skimage import data
+
+    from evit_hf.cli import main
+
+    root = tmp_path_factory.mktemp("readme")
+    hf_home = root / "hf_home"
+    hf_home.mkdir()
+    for repo_id, source in HUB_REPOS.items():
+        if source == "release":
+            staging = root / "staging"
+            assert main(["release", "--variant", "sr-light-x2", "--out", str(staging), "--org", "evit-hf"]) == 0
+            shutil.move(staging, hub_snapshot_dir(hf_home, repo_id))
+        else:
+            make_offline_hub_repo(hf_home, repo_id, source, original_fixture(source).state_dict)
+    work = root / "work"
+    work.mkdir()
+    Image.fromarray(data.astronaut()).resize((128, 128)).save(work / "photo.jpg")
+    for folder in ("training", "configs"):
+        (work / folder).symlink_to(REPO_ROOT / folder)
+    shims = root / "bin"
+    shims.mkdir()
+    python = sys.executable
+    scripts = {
+        "python": f'exec "{python}" "$@"',
+        "evit-hf": f'exec "{python}" -m evit_hf.cli "$@"',
+        "accelerate": f'if [ "$1" = launch ]; then shift; exec "{python}" -m accelerate.commands.launch "$@"; fi\n'
+                      f'exec "{python}" -m accelerate.commands.accelerate_cli "$@"',
+    }
+    for name, body in scripts.items():
+        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
+        (shims / name).chmod(0o755)
+    env = {**script_env(), **offline_env(hf_home), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+           "EVIT_HF_HOME": str(root / "evit_hf_home")}
+    return work, env
+
+
+def _run(command: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{command[:3]}...\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result.stdout
+
+
+def _outputs(work: Path, heading: str, out: str) -> None:
+    """What each snippet must have produced, beyond exiting cleanly."""
+    if heading == "Image classification":
+        assert out.count("'score'") == 5 and "'label'" in out
+    elif heading == "Semantic segmentation":
+        assert "(128, 128)" in out  # masks at the image size
+    elif heading.startswith("Segment anything"):
+        assert "torch.Size([1, 3, 128, 128])" in out  # 3 masks at the image size
+    elif heading == "Super-resolution":
+        assert Image.open(work / "photo_x2.png").size == (256, 256)
+    elif heading == "Training":
+        trained = work / "outputs" / "shapes"
+        assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in trained.iterdir()}
+        assert "--num_epochs" in out  # the --help line
+    elif heading == "Export":
+        assert (work / "onnx-b1" / "model.onnx").is_file()
+    elif heading == "Command line":
+        assert {"overlay.png", "sam.png", "upscaled.png"} <= {p.name for p in work.iterdir()}
+        assert "release" in out  # evit-hf --help
+    elif heading == "Set-up: two commands":
+        assert "evit-hf demo" in out and "pytest" in out
+    else:
+        raise AssertionError(f"no expected output for the README snippet under {heading!r}: add it here")
+
+
+def test_readme_snippets_run(sandbox):
+    """All blocks in README order (a later block may use what an earlier one wrote, as a reader's would)."""
+    work, env = sandbox
+    for snippet in SNIPPETS:
+        if snippet.mode == "dry-run":
+            out = "".join(_run(["make", "-n", *command.split()[1:]], REPO_ROOT, env)
+                          for command in _commands(snippet.code))
+        elif snippet.lang == "python":
+            out = _run([sys.executable, "-c", snippet.code], work, env)
+        else:
+            out = _run(["bash", "-euo", "pipefail", "-c", snippet.code], work, env)
+        _outputs(work, snippet.heading, out)

@@ -364,11 +364,13 @@ def caption(table: Table, page: Path) -> str:
         return f"Data: {links}."
     if table.caption == "short":
         runs = "; ".join(f"`{r.command.split(' --', 1)[0]}` on {r.date}" for r in table.sources)
-        return f"CPU, batch 1, fp32, random weights; {runs}, {table.sources[0].machine}. Data: {links}."
+        machines = "; ".join(dict.fromkeys(r.machine for r in table.sources))
+        return f"Measured with {runs}, on {machines}. Data: {links}."
     parts = []
     for r in table.sources:
-        text = f"Measured on {r.date} by `{r.command}`, {r.machine}: {r.setting}."
-        parts.append("\n".join([text, *(f"- {note}" for note in r.notes)]) if r.notes else text)
+        parts.append(f"Measured on {r.date} with `{r.command}`, on {r.machine}: {r.setting}.")
+        if r.notes:
+            parts.append("\n".join(f"- {note}" for note in r.notes))
     return "\n\n".join(parts) + f"\n\nData: {links}."
 
 

@@ -18,7 +18,7 @@ from .arguments import TrainingArguments, run_training
 from .data import builtin_dataset_dir, load_split, rename_columns
 from .metrics import SuperResolutionMetrics
 from .trainer import Trainer, TrainingTask
-from .transforms import super_resolution_eval_transform, super_resolution_train_transform
+from .transforms import image_processor_class, super_resolution_eval_transform, super_resolution_train_transform
 
 BUILTIN_PHOTOS = "skimage-photos"
 DEFAULT_PRESET = "sr-light-x2"
@@ -58,6 +58,7 @@ class SuperResolutionTask(TrainingTask):
     def __init__(self, args: SuperResolutionArguments) -> None:
         super().__init__(args)
         self.scale: int | None = None
+        self.processor = image_processor_class("EfficientViTSRImageProcessor")()  # saved with the model
 
     def load_datasets(self):
         args = self.args
@@ -87,11 +88,11 @@ class SuperResolutionTask(TrainingTask):
 
     def train_sample(self, example, rng):
         low, high = super_resolution_train_transform(example["image"], rng, patch_size=self.args.patch_size,
-                                                     scale=self.scale)
+                                                     scale=self.scale, processor=self.processor)
         return {"pixel_values": low, "labels": high}
 
     def eval_sample(self, example):
-        low, high = super_resolution_eval_transform(example["image"], scale=self.scale)
+        low, high = super_resolution_eval_transform(example["image"], scale=self.scale, processor=self.processor)
         return {"pixel_values": low, "labels": high}
 
     def collate(self, samples):
@@ -111,10 +112,7 @@ class SuperResolutionTask(TrainingTask):
         return f"{value:.2f} dB"
 
     def image_processor(self, model):
-        from .. import EfficientViTSRImageProcessor
-
-        return None if EfficientViTSRImageProcessor is None else EfficientViTSRImageProcessor()
-
+        return self.processor
 
 def train_super_resolution(args: SuperResolutionArguments) -> dict[str, Any]:
     """Train as `args` says and return the final evaluation results."""

@@ -17,7 +17,8 @@ from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import ClassificationMetrics
 from .models import build_labelled_model
-from .trainer import Trainer, TrainingTask
+from .tasks import LabelledImageTask
+from .trainer import Trainer
 from .transforms import classification_eval_transform, classification_train_transform, image_processor_class
 
 DEFAULT_PRESET = "b0"
@@ -48,16 +49,13 @@ def _dominant_shape(annotation) -> int:
     return int(np.bincount(np.asarray(annotation).ravel(), minlength=5)[1:].argmax())
 
 
-class ClassificationTask(TrainingTask):
+class ClassificationTask(LabelledImageTask):
     metric_name = "top1_accuracy"
     args: ClassificationArguments
 
     def __init__(self, args: ClassificationArguments) -> None:
-        super().__init__(args)
-        self.id2label: dict[int, str] | None = None
-        # Saved with the model; evaluation is this processor, training augments around it.
-        self.processor = image_processor_class("EfficientViTImageProcessor").for_resolution(
-            args.image_size, args.crop_pct)
+        processor_class = image_processor_class("EfficientViTImageProcessor")
+        super().__init__(args, processor_class.for_resolution(args.image_size, args.crop_pct))
 
     def _load(self, split: str):
         args = self.args
@@ -122,8 +120,6 @@ class ClassificationTask(TrainingTask):
     def update_metrics(self, model, batch, metrics):
         metrics.update(model(pixel_values=batch["pixel_values"]).logits.float(), batch["labels"])
 
-    def image_processor(self, model):
-        return self.processor
 
 def train_classification(args: ClassificationArguments) -> dict[str, Any]:
     """Train as `args` says and return the final evaluation results."""

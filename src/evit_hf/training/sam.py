@@ -37,7 +37,8 @@ from .sam_objectives import (
     point_sampled_mask_losses,
     sample_points,
 )
-from .trainer import Trainer, TrainingTask
+from .tasks import ImageTask
+from .trainer import Trainer
 from .transforms import as_pil, image_processor_class, processed
 
 BUILTIN_SA1B = "synthetic-sa1b"
@@ -308,14 +309,13 @@ def resize_mask(mask: np.ndarray, side: int, size: tuple[int, int]) -> np.ndarra
     return framed
 
 
-class _SamTaskBase(TrainingTask):
+class _SamTaskBase(ImageTask):
     args: SamArguments
 
     def __init__(self, args: SamArguments) -> None:
-        super().__init__(args)
+        super().__init__(args)  # the processor is made with the model (its encoder resolution)
         self.side: int | None = None  # encoder input side
         self.frame_scale: float = 1.0  # prompt frame / encoder input
-        self.processor = None  # the model's image processor, saved with it (made with the model)
 
     def _source(self) -> str:
         return str(builtin_dataset_dir(BUILTIN_SA1B)) if self.args.dataset == SYNTHETIC else self.args.dataset
@@ -363,8 +363,6 @@ class _SamTaskBase(TrainingTask):
     def collate(self, samples):
         return {key: torch.from_numpy(np.stack([s[key] for s in samples])) for key in samples[0]}
 
-    def image_processor(self, model):
-        return self.processor
 
 class SamDistillationTask(_SamTaskBase):
     """Stage 1: the student's image encoder reproduces the teacher's embeddings (MSE)."""

@@ -20,7 +20,8 @@ from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import SegmentationMetrics
 from .models import build_labelled_model
-from .trainer import Trainer, TrainingTask
+from .tasks import LabelledImageTask
+from .trainer import Trainer
 from .transforms import image_processor_class, label_map, segmentation_eval_transform, segmentation_train_transform
 
 DEFAULT_PRESET = "seg-b0-cityscapes"
@@ -79,18 +80,16 @@ def _read_id2label(path: str | Path) -> dict[int, str]:
     return {int(k): str(v) for k, v in data.items()}
 
 
-class SegmentationTask(TrainingTask):
+class SegmentationTask(LabelledImageTask):
     metric_name = "mean_iou"
     args: SegmentationArguments
 
     def __init__(self, args: SegmentationArguments) -> None:
-        super().__init__(args)
-        self.id2label: dict[int, str] | None = None
-        # Saved with the model; evaluation is this processor, training augments around it. Served at the scale
-        # the model was trained at: the model needs sides that are multiples of 32, which this rule gives.
+        # Evaluated and served at the scale the model trained at, by the ADE20K rule: the model needs sides that
+        # are multiples of 32, which the rule gives.
         short_side = args.eval_short_side or args.train_short_side or min(args.crop_size)
-        self.processor = image_processor_class("EfficientViTSegImageProcessor").for_short_side(
-            short_side, do_reduce_labels=args.reduce_labels)
+        processor_class = image_processor_class("EfficientViTSegImageProcessor")
+        super().__init__(args, processor_class.for_short_side(short_side, do_reduce_labels=args.reduce_labels))
 
     def _dataset_path(self) -> str:
         return str(synthetic_segmentation_dir()) if self.args.dataset == SYNTHETIC else self.args.dataset
@@ -181,8 +180,6 @@ class SegmentationTask(TrainingTask):
         predictions = resize_bicubic(logits.float(), batch["labels"].shape[-2:]).argmax(1)
         metrics.update(predictions, batch["labels"])
 
-    def image_processor(self, model):
-        return self.processor
 
 def with_token_mixer(model: PreTrainedModel, token_mixer: str) -> tuple[PreTrainedModel, list[str]]:
     """`model` rebuilt with another token mixer, and the modules left freshly initialised: every weight outside

@@ -17,7 +17,8 @@ import torch
 from .arguments import TrainingArguments, run_training
 from .data import builtin_dataset_dir, load_split, rename_columns
 from .metrics import SuperResolutionMetrics
-from .trainer import Trainer, TrainingTask
+from .tasks import ImageTask
+from .trainer import Trainer
 from .transforms import image_processor_class, super_resolution_eval_transform, super_resolution_train_transform
 
 BUILTIN_PHOTOS = "skimage-photos"
@@ -51,14 +52,13 @@ class SuperResolutionArguments(TrainingArguments):
             raise ValueError(f"`patch_size` must be at least 16, got {self.patch_size}.")
 
 
-class SuperResolutionTask(TrainingTask):
+class SuperResolutionTask(ImageTask):
     metric_name = "psnr_y"
     args: SuperResolutionArguments
 
     def __init__(self, args: SuperResolutionArguments) -> None:
-        super().__init__(args)
+        super().__init__(args, image_processor_class("EfficientViTSRImageProcessor")())
         self.scale: int | None = None
-        self.processor = image_processor_class("EfficientViTSRImageProcessor")()  # saved with the model
 
     def load_datasets(self):
         args = self.args
@@ -111,8 +111,6 @@ class SuperResolutionTask(TrainingTask):
     def format_metric(self, value: float) -> str:
         return f"{value:.2f} dB"
 
-    def image_processor(self, model):
-        return self.processor
 
 def train_super_resolution(args: SuperResolutionArguments) -> dict[str, Any]:
     """Train as `args` says and return the final evaluation results."""

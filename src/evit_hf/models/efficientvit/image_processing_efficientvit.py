@@ -57,4 +57,5 @@ class EfficientViTImageProcessor(PilBackend):
             raise ValueError(f"Unknown classification variant {variant!r}; expected one of {sorted(CROP_PCT)}.")
         return cls.for_resolution(resolution, CROP_PCT[name], **kwargs)
 
+
 __all__ = ["EfficientViTImageProcessor", "CROP_PCT"]

@@ -63,37 +63,6 @@ def test_plain_save_pretrained_carries_code(tiny_folder, tmp_path):
     assert auto_map["AutoBackbone"] == "modeling_efficientvit.EfficientViTBackbone"
 
 
-def test_trust_remote_code_without_evit_hf(tiny_folder, tmp_path):
-    folder, model = tiny_folder
-    x = torch.randn(1, 3, 64, 64)
-    torch.save(x, tmp_path / "x.pt")
-    with torch.inference_mode():
-        torch.save(model(x).logits, tmp_path / "logits.pt")
-    out = run_python(f"""
-        import torch
-        from transformers import AutoBackbone, AutoConfig, AutoImageProcessor, AutoModelForImageClassification
-        from transformers import pipeline
-        folder = {str(folder)!r}
-        model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
-        assert "transformers_modules" in type(model).__module__, type(model).__module__
-        x = torch.load({str(tmp_path / 'x.pt')!r})
-        with torch.inference_mode():
-            diff = (model(x).logits - torch.load({str(tmp_path / 'logits.pt')!r})).abs().max().item()
-        assert diff < 1e-6, diff
-        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(processor).__name__ == "EfficientViTImageProcessor"
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-        backbone = AutoBackbone.from_config(config, trust_remote_code=True)
-        assert type(backbone).__name__ == "EfficientViTBackbone"
-        from PIL import Image
-        import numpy as np
-        image = Image.fromarray(np.full((80, 120, 3), 128, dtype=np.uint8))
-        result = pipeline("image-classification", model=folder, trust_remote_code=True)(image, top_k=2)
-        print(len(result), sorted(r["label"] for r in result)[0] in ("bird", "cat", "dog"))
-    """)
-    assert out.split()[-2:] == ["2", "True"]
-
-
 @pytest.fixture(scope="module")
 def hub_cache(tmp_path_factory, original_fixture):
     """An offline Hub cache holding org/efficientvit-b1-r224, converted from the original-layout fixture."""

@@ -153,20 +153,6 @@ print("MODULES", sorted({{type(ns.get("model", ns.get("upscaler"))).__module__.s
     assert Image.open(tmp_path / "photo_x2.png").size == (192, 192)
 
 
-def test_card_snippets_run_with_trust_remote_code_without_evit_hf(released, tmp_path):
-    hf_home, folders, _, _ = released
-    _photo(tmp_path)
-    check = """
-owners = [namespaces["cls"]["classifier"].model, namespaces["seg"]["segmenter"].model, namespaces["sam"]["model"],
-          namespaces["sr"]["upscaler"].model]
-print("MODULES", sorted({type(m).__module__.split(".")[0] for m in owners}))
-"""
-    out = _run_snippets(hf_home, folders, tmp_path, installed=False, extra=check)
-    assert all(f"RAN {family}" in out for family in folders)
-    assert "EVIT_HF_IMPORTED False" in out and "MODULES ['transformers_modules']" in out
-    assert "(192, 192)" in out  # the SR snippet printed the x2 size
-
-
 def test_classifier_release_at_another_resolution(released, tmp_path):
     _, _, _, checkpoints = released
     out = tmp_path / "r288"

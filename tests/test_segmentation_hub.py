@@ -52,18 +52,24 @@ def test_pipeline_from_offline_hub_id(seg_hub_cache, tmp_path):
     assert "OK" in out
 
 
-def test_converted_folder_with_trust_remote_code(seg_hub_cache, tmp_path):
+def test_converted_folder_is_a_remote_code_folder(seg_hub_cache):
+    """`evit-hf convert` writes what tests/test_contract.py loads with trust_remote_code (where evit-hf is not
+    installed): safetensors weights, the model code with every module it imports, and both auto_maps."""
+    import json
+    import re
+
+    from evit_hf import EfficientViTSegImageProcessor
+
     _, folder, _ = seg_hub_cache
-    image = _astronaut(tmp_path / "astronaut.png")
-    out = run_python(f"""
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, pipeline
-        folder = {str(folder)!r}
-        model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True)
-        assert "transformers_modules" in type(model).__module__
-        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(processor).__name__ == "EfficientViTSegImageProcessor", type(processor)
-        result = pipeline("image-segmentation", model=folder, trust_remote_code=True)({image!r})
-        assert result and all(r["mask"].size == (256, 200) for r in result)
-        print("OK", len(result))
-    """)
-    assert "OK" in out
+    files = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "preprocessor_config.json"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pth")) for name in files)
+    for code in folder.glob("*.py"):
+        for module in re.findall(r"^\s*from \.(\w+) import", code.read_text(), re.M):
+            assert f"{module}.py" in files, (code.name, module)
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+    module, name = auto_map["AutoModelForSemanticSegmentation"].split(".")
+    assert f"{module}.py" in files and name == "EfficientViTForSemanticSegmentation"
+    processor_map = json.loads((folder / "preprocessor_config.json").read_text())["auto_map"]
+    module, name = processor_map["AutoImageProcessor"].split(".")
+    assert f"{module}.py" in files and name == EfficientViTSegImageProcessor.__name__

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import evit_hf  # noqa: F401  (registers the Auto classes and the pipeline)
-from conftest import randomize_weights, run_python
+from conftest import randomize_weights
 from evit_hf import EfficientViTForImageSuperResolution, EfficientViTSRConfig
 from evit_hf.models.efficientvit.configuration_efficientvit_sr import SR_PRESETS
 from evit_hf.models.efficientvit.modeling_efficientvit import EfficientViTBlock, EfficientViTConfig
@@ -436,33 +436,6 @@ def test_pipeline_runs_transformers_swin2sr():
                         image_processor=Swin2SRImageProcessorPil())
     assert upscaler(photo(21, 30)).size == (60, 42)
     assert upscaler(photo(21, 30), tile_size=16, tile_overlap=4).size == (60, 42)
-
-
-@needs_v5
-def test_pipeline_with_trust_remote_code_without_evit_hf(saved_folder, tmp_path):
-    folder, model = saved_folder
-    image = photo(30, 45)
-    image.save(tmp_path / "in.png")
-    from evit_hf import SuperResolutionPipeline
-
-    expected = SuperResolutionPipeline(model=model, image_processor=None)(image, tile_size=16, tile_overlap=4)
-    expected.save(tmp_path / "expected.png")
-    out = run_python(f"""
-        import numpy as np
-        from PIL import Image
-        from transformers import AutoImageProcessor, AutoModelForImageToImage, pipeline
-        folder = {str(folder)!r}
-        model = AutoModelForImageToImage.from_pretrained(folder, trust_remote_code=True)
-        assert "transformers_modules" in type(model).__module__, type(model).__module__
-        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(processor).__name__ == "EfficientViTSRImageProcessor", type(processor)
-        upscaler = pipeline("image-super-resolution", model=folder, trust_remote_code=True)
-        assert type(upscaler).__name__ == "SuperResolutionPipeline"
-        result = upscaler({str(tmp_path / 'in.png')!r}, tile_size=16, tile_overlap=4)
-        expected = np.asarray(Image.open({str(tmp_path / 'expected.png')!r}))
-        print("SIZE", result.size, "DIFF", np.abs(np.asarray(result).astype(int) - expected).max())
-    """)
-    assert "SIZE (90, 60) DIFF 0" in out
 
 
 # ----------------------------------------------------------------------------------------------------

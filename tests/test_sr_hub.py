@@ -1,10 +1,10 @@
-"""Super-resolution as users load it from the Hub: a repo id in an offline Hub cache, with evit-hf installed
-(registered Auto classes and pipeline) and with `trust_remote_code=True` where evit-hf is not importable."""
+"""Super-resolution as users load it from the Hub: a repo id in an offline Hub cache with evit-hf installed
+(registered Auto classes and pipeline). Loading it with `trust_remote_code=True` where evit-hf is not importable
+is tests/test_contract.py's super-resolution case."""
 
 from __future__ import annotations
 
 import importlib.util
-import textwrap
 
 import pytest
 
@@ -50,30 +50,31 @@ def _image(path) -> str:
     return str(path)
 
 
-def _upscale_code(image: str, out: str, installed: bool) -> str:
-    """A user's script: evit-hf imported (registered pipeline) or not (`trust_remote_code=True`)."""
-    prelude = "import sys; sys.meta_path.pop(0); import evit_hf\n" if installed else ""  # pop: unblock evit_hf
-    extra = "" if installed else ", trust_remote_code=True"
-    return prelude + textwrap.dedent(f"""
-        import numpy as np
-        from transformers import pipeline
-        upscaler = pipeline("image-super-resolution", model={REPO_ID!r}{extra})
-        result = upscaler({image!r})
-        assert result.size == (84, 60), result.size
-        np.save({out!r}, np.asarray(result))
-        print("OK", type(result).__name__, type(upscaler).__module__, type(upscaler.model).__module__)
-    """)
-
-
-def test_pipeline_from_offline_hub_id_both_ways(sr_hub_cache, tmp_path):
+def test_pipeline_from_offline_hub_id_with_evit_hf(sr_hub_cache, tmp_path):
     import numpy as np
+    from PIL import Image
+    from transformers import AutoModelForImageToImage
+
+    from evit_hf import SuperResolutionPipeline
 
     image = _image(tmp_path / "in.png")
-    for installed in (True, False):
-        out = str(tmp_path / f"{installed}.npy")
-        printed = run_python(_upscale_code(image, out, installed), env=offline_env(sr_hub_cache)).split()
-        assert printed[:2] == ["OK", "Image"]
-        # installed: evit-hf's registered pipeline and model; otherwise the repo's code (transformers_modules)
-        prefix = "evit_hf." if installed else "transformers_modules."
-        assert printed[2].startswith(prefix) and printed[3].startswith(prefix), printed
-    assert np.array_equal(np.load(tmp_path / "True.npy"), np.load(tmp_path / "False.npy"))
+    out = str(tmp_path / "upscaled.npy")
+    printed = run_python(f"""
+        import sys; sys.meta_path.pop(0)  # a user with evit-hf installed
+        import evit_hf
+        import numpy as np
+        from transformers import pipeline
+        upscaler = pipeline("image-super-resolution", model={REPO_ID!r})
+        result = upscaler({image!r})
+        np.save({out!r}, np.asarray(result))
+        print("OK", type(result).__name__, type(upscaler).__module__, type(upscaler.model).__module__)
+    """, env=offline_env(sr_hub_cache)).split()
+    assert printed[:2] == ["OK", "Image"]
+    # evit-hf's registered pipeline and model, not the repo's code
+    assert printed[2].startswith("evit_hf.") and printed[3].startswith("evit_hf."), printed
+    upscaled = np.load(out)
+    assert upscaled.shape == (60, 84, 3)
+    folder = next((sr_hub_cache / "hub").glob("models--*/snapshots/*"))
+    model = AutoModelForImageToImage.from_pretrained(folder).eval()
+    expected = SuperResolutionPipeline(model=model, image_processor=None)(Image.open(image))
+    assert np.abs(upscaled.astype(int) - np.asarray(expected).astype(int)).max() <= 1  # uint8 rounding of ~1e-7

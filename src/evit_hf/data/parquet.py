@@ -6,6 +6,7 @@ content never depends on the shard count, and stale shards of an earlier run are
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import re
@@ -21,13 +22,31 @@ _SHARD_NAME = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
 _SAMPLES_PER_VALIDATION_SHARD = 1000
 
 
+def require(module: str, hint: str):
+    """`import module` (e.g. an optional dependency), or an ImportError saying `hint` (what to install)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(hint) from err
+
+
 def require_datasets():
     """The `datasets` module, with an install hint when it is missing."""
-    try:
-        import datasets
-    except ImportError as err:
-        raise ImportError("Writing a built-in dataset needs the `datasets` package: pip install datasets") from err
-    return datasets
+    return require("datasets", "Writing a built-in dataset needs the `datasets` package: pip install datasets")
+
+
+def card_front_matter(pretty_name: str | None = None, task: str | None = None, info: str = "") -> str:
+    """The YAML front matter of a written dataset's card: the `datasets` config mapping each split to its
+    `data/{split}-*` shards, after the optional name and task category, and `info` (more YAML) at the end."""
+    lines = ["---"]
+    if pretty_name:
+        lines.append(f"pretty_name: {pretty_name}")
+    if task:
+        lines += ["task_categories:", f"- {task}"]
+    lines += ["configs:", "- config_name: default", "  data_files:"]
+    for split in SPLITS:
+        lines += [f"  - split: {split}", f"    path: data/{split}-*"]
+    return "\n".join(lines) + "\n" + info + "---\n"
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -105,4 +124,13 @@ def write_parquet_splits(
     return num_bytes, shard_counts
 
 
-__all__ = ["SPLITS", "check_split_sizes", "png_bytes", "require_datasets", "shard_bounds", "write_parquet_splits"]
+__all__ = [
+    "SPLITS",
+    "card_front_matter",
+    "check_split_sizes",
+    "png_bytes",
+    "require",
+    "require_datasets",
+    "shard_bounds",
+    "write_parquet_splits",
+]

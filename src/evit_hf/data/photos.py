@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .parquet import png_bytes
+from .parquet import card_front_matter, png_bytes, require
 
 # name in skimage.data -> what it is. Greyscale ones are stored as RGB (R = G = B).
 TRAIN_PHOTOS: dict[str, str] = {
@@ -40,10 +40,7 @@ HELD_OUT_PHOTOS: dict[str, str] = {
 
 def load_skimage_photo(name: str) -> Image.Image:
     """One scikit-image photograph as an RGB PIL image."""
-    try:
-        from skimage import data
-    except ImportError as err:
-        raise ImportError("The photographs come with scikit-image: pip install scikit-image.") from err
+    data = require("skimage.data", "The photographs come with scikit-image: pip install scikit-image.")
     if name not in TRAIN_PHOTOS and name not in HELD_OUT_PHOTOS:
         raise ValueError(f"Unknown photograph {name!r}; known: {sorted(TRAIN_PHOTOS) + sorted(HELD_OUT_PHOTOS)}.")
     if name.startswith("motorcycle_"):  # the two views of one stereo pair
@@ -72,10 +69,8 @@ def write_skimage_photos(out_dir: str | Path) -> Path:
     listing = "\n".join(f"- `{name}`: {what}" for name, what in TRAIN_PHOTOS.items())
     held_out = "\n".join(f"- `{name}`: {what}" for name, what in HELD_OUT_PHOTOS.items())
     (out_dir / "README.md").write_text(
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*.parquet\n"
-        "  - split: validation\n    path: data/validation-*.parquet\n---\n"
-        "# scikit-image photographs\n\nThe real photographs scikit-image ships with the package (see "
-        "`skimage.data` for their sources and licences), for offline super-resolution training.\n\n"
+        card_front_matter() + "# scikit-image photographs\n\nThe real photographs scikit-image ships with the "
+        "package (see `skimage.data` for their sources and licences), for offline super-resolution training.\n\n"
         f"Train ({len(TRAIN_PHOTOS)}):\n{listing}\n\nValidation, held out ({len(HELD_OUT_PHOTOS)}):\n{held_out}\n"
     )
     (out_dir / "photos.json").write_text(json.dumps({"train": list(TRAIN_PHOTOS),

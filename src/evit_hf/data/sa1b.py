@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .parquet import check_split_sizes, png_bytes, require_datasets, write_parquet_splits
+from .parquet import card_front_matter, check_split_sizes, png_bytes, require, require_datasets, write_parquet_splits
 from .synthetic import SYNTHETIC_SEG_LABELS, synthetic_scene, visible_instances
 
 # Visible pixels a synthetic instance needs to be annotated (smaller slivers are hard to prompt).
@@ -23,11 +23,7 @@ _MIN_INSTANCE_PIXELS = 24
 
 
 def _mask_api():
-    try:
-        from pycocotools import mask as mask_api
-    except ImportError as err:
-        raise ImportError("SA-1B / COCO masks need pycocotools: pip install 'evit-hf[train]'") from err
-    return mask_api
+    return require("pycocotools.mask", "SA-1B / COCO masks need pycocotools: pip install 'evit-hf[train]'")
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
@@ -155,19 +151,8 @@ def write_synthetic_sa1b(
     counts = {"train": num_train, "validation": num_validation}
     write_parquet_splits(out, counts, num_shards, features, make_row, "synthetic-sa1b", progress)
     categories = ", ".join(f"{i} {name}" for i, name in enumerate(SYNTHETIC_SEG_LABELS) if i)
-    (out / "README.md").write_text(f"""---
-pretty_name: EfficientViT synthetic SA-1B-format masks
-task_categories:
-- mask-generation
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*
-  - split: validation
-    path: data/validation-*
----
-
+    front_matter = card_front_matter("EfficientViT synthetic SA-1B-format masks", "mask-generation")
+    (out / "README.md").write_text(front_matter + f"""
 # Synthetic SA-1B-format masks
 
 Written by `evit_hf.data.sa1b.write_synthetic_sa1b` (`evit-hf make-dataset synthetic-sa1b`) so that

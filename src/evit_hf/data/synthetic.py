@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .parquet import check_split_sizes, png_bytes, require_datasets, write_parquet_splits
+from .parquet import card_front_matter, check_split_sizes, png_bytes, require_datasets, write_parquet_splits
 
 SYNTHETIC_SEG_LABELS: tuple[str, ...] = ("background", "disk", "rectangle", "triangle", "ring")
 
@@ -210,6 +210,7 @@ def write_synthetic_segmentation(
         raise ValueError(f"image_size must be at least {_MIN_IMAGE_SIZE}, got {image_size}.")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}.")
+
     def make_row(split: str, split_index: int, index: int) -> dict:
         image, mask = synthetic_segmentation_sample(np.random.default_rng([seed, split_index, index]), image_size)
         return {"id": f"{split}-{index:06d}", "image": {"bytes": png_bytes(image), "path": None},
@@ -233,18 +234,7 @@ def _dataset_card(
     counts: dict[str, int], num_bytes: dict[str, int], shard_counts: dict[str, int], image_size: int, seed: int
 ) -> str:
     classes = "\n".join(f"| {i} | {label} |" for i, label in enumerate(SYNTHETIC_SEG_LABELS))
-    return f"""---
-pretty_name: EfficientViT synthetic shapes segmentation
-task_categories:
-- image-segmentation
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*
-  - split: validation
-    path: data/validation-*
-dataset_info:
+    info = f"""dataset_info:
   features:
   - name: id
     dtype: string
@@ -260,8 +250,8 @@ dataset_info:
     num_bytes: {num_bytes["validation"]}
     num_examples: {counts["validation"]}
   dataset_size: {sum(num_bytes.values())}
----
-
+"""
+    return card_front_matter("EfficientViT synthetic shapes segmentation", "image-segmentation", info) + f"""
 # Synthetic shapes segmentation
 
 A procedurally generated semantic-segmentation dataset written by

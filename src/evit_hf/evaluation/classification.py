@@ -1,8 +1,8 @@
 """Image classification evaluation: top-1 / top-5 with the original preprocessing at any resolution.
 
-Owns batching the split through `classification_eval_transform` (bicubic resize of the short side to
-`ceil(size / crop_pct)`, center crop, ImageNet mean/std). Counting is
-`evit_hf.training.metrics.ClassificationMetrics`.
+Owns batching the split through `EfficientViTImageProcessor.for_resolution(image_size, crop_pct)` (bicubic
+resize of the short side to `ceil(size / crop_pct)`, center crop, ImageNet mean/std): the processor the
+training saves and the Hub folders carry. Counting is `evit_hf.training.metrics.ClassificationMetrics`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from ..training.data import batched
 from ..training.metrics import ClassificationMetrics
-from ..training.transforms import classification_eval_transform
+from ..training.transforms import classification_eval_transform, image_processor_class
 from .runner import EvalResult, load_columns, load_model, positive, progress
 
 
@@ -29,6 +29,7 @@ def evaluate_classification(model_name: str, data: str, *, split: str = "validat
     positive("--batch-size", batch_size)
     if not 0 < crop_pct <= 1:
         raise ValueError(f"--crop-pct must be in (0, 1], got {crop_pct}.")
+    processor = image_processor_class("EfficientViTImageProcessor").for_resolution(image_size, crop_pct)
     model = load_model("AutoModelForImageClassification", model_name, device, onnx=onnx)
     num_labels = model.config.num_labels
     metrics = ClassificationMetrics(num_labels)
@@ -37,8 +38,7 @@ def evaluate_classification(model_name: str, data: str, *, split: str = "validat
         labels = torch.tensor([int(example["label"]) for example in batch])
         if labels.min() < 0 or labels.max() >= num_labels:
             raise ValueError(f"Labels must lie in [0, {num_labels}) (the model's classes); got {labels.tolist()}.")
-        pixels = np.stack([classification_eval_transform(e["image"], size=image_size, crop_pct=crop_pct)
-                           for e in batch])
+        pixels = np.stack([classification_eval_transform(e["image"], processor) for e in batch])
         with torch.inference_mode():
             logits = model(pixel_values=torch.from_numpy(pixels).to(model.device)).logits
         metrics.update(logits.float(), labels)

@@ -1,8 +1,8 @@
 """Semantic segmentation evaluation: mIoU and per-class IoU with the original protocol.
 
-Owns the preprocessing (Cityscapes: the image at full resolution; ADE20K: short side to 512, long side
-rounded up to a multiple of 32, bicubic), whole-image or sliding-window inference, and the original
-post-processing (logits resized bicubically to the label size, argmax). Counting is
+Owns whole-image or sliding-window inference and the original post-processing (logits resized bicubically
+to the label size, argmax). The preprocessing is `EfficientViTSegImageProcessor.for_short_side` (Cityscapes:
+the image at full resolution; ADE20K: short side to 512, long side rounded up to a multiple of 32, bicubic). Counting is
 `evit_hf.training.metrics.SegmentationMetrics` (dataset-level confusion matrix).
 """
 
@@ -15,11 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..models.efficientvit.image_processing_efficientvit_seg import short_side_resize_shape
 from ..models.efficientvit.modeling_efficientvit import resize_bicubic
 from ..models.efficientvit.modeling_efficientvit_sr import tile_starts
 from ..training.metrics import SegmentationMetrics
-from ..training.transforms import label_map, normalize, to_rgb
+from ..training.transforms import image_processor_class, label_map, processed
 from .runner import EvalResult, load_columns, load_model, positive, progress
 
 DIVISOR = 32  # total stride of the released models
@@ -52,6 +51,10 @@ class SegmentationSettings:
     window: int = 1024
     stride: int = 768
 
+    def processor(self):
+        """The `EfficientViTSegImageProcessor` of these settings: short side `short_side`, or none resized."""
+        return image_processor_class("EfficientViTSegImageProcessor").for_short_side(self.short_side)
+
     def __post_init__(self) -> None:
         if self.short_side is not None and self.short_side < DIVISOR:
             raise ValueError(f"--short-side must be at least {DIVISOR}, got {self.short_side}.")
@@ -63,13 +66,9 @@ class SegmentationSettings:
             raise ValueError(f"--stride must be in (0, window={self.window}], got {self.stride}.")
 
 
-def preprocess(image: Image.Image, short_side: int | None) -> torch.Tensor:
-    """(1, 3, h, w) normalised pixels: resized by the ADE20K rule when `short_side` is set."""
-    image = to_rgb(image)
-    if short_side:
-        height, width = short_side_resize_shape(image.height, image.width, short_side, DIVISOR)
-        image = image.resize((width, height), Image.BICUBIC)
-    return torch.from_numpy(normalize(image)).unsqueeze(0)
+def preprocess(image: Image.Image, processor) -> torch.Tensor:
+    """(1, 3, h, w) normalised pixels from the `EfficientViTSegImageProcessor` (see `SegmentationSettings`)."""
+    return torch.from_numpy(processed(processor, image)).unsqueeze(0)
 
 
 def _pad(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -105,9 +104,11 @@ def sliding_window_logits(model, pixels: torch.Tensor, window: int, stride: int)
     return output / count
 
 
-def predict(model, image: Image.Image, size: tuple[int, int], settings: SegmentationSettings) -> torch.Tensor:
-    """The (H, W) class map of `image` at `size` = (H, W) (the label size), as the original evaluation."""
-    pixels = preprocess(image, settings.short_side).to(model.device)
+def predict(model, image: Image.Image, size: tuple[int, int], settings: SegmentationSettings,
+            processor=None) -> torch.Tensor:
+    """The (H, W) class map of `image` at `size` = (H, W) (the label size), as the original evaluation
+    (`processor`: `settings.processor()`, made once per evaluation)."""
+    pixels = preprocess(image, processor or settings.processor()).to(model.device)
     height, width = pixels.shape[-2:]
     with torch.inference_mode():
         if settings.max_pixels is not None and height * width > settings.max_pixels:
@@ -130,12 +131,13 @@ def evaluate_segmentation(model_name: str, data: str, *, split: str = "validatio
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     metrics = SegmentationMetrics(model.config.num_labels, settings.ignore_index, id2label)
     dataset = load_columns(data, split, {image_column: "image", label_column: "label"}, max_samples)
+    processor = settings.processor()
     images = 0
     for example in progress(dataset, "eval seg"):
         labels = label_map(example["label"], settings.reduce_labels, settings.ignore_index)
         if settings.cityscapes_label_ids:
             labels = cityscapes_train_ids(labels)
-        prediction = predict(model, example["image"], labels.shape, settings)
+        prediction = predict(model, example["image"], labels.shape, settings, processor)
         try:
             metrics.update(prediction[None], torch.from_numpy(labels)[None])
         except ValueError as err:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..models.efficientvit.modeling_efficientvit_sr import check_tile_arguments, tiled_upscale
 from ..training.metrics import SuperResolutionMetrics
-from ..training.transforms import super_resolution_eval_transform, to_unit
+from ..training.transforms import image_processor_class, rgb_image, super_resolution_eval_transform, unit_pixels
 from .runner import EvalResult, progress
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -54,20 +54,23 @@ def find_pairs(data: str | Path, lr: str | Path | None, scale: int) -> list[tupl
     return [(path, low[path.stem.lower()]) for path in high]
 
 
-def load_pair(high: Path, low: Path | None, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR (1, 3, h, w), HR (1, 3, h*s, w*s)) in [0, 1]; the HR image is cropped to the LR size times scale."""
+def load_pair(high: Path, low: Path | None, scale: int, processor=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR (1, 3, h, w), HR (1, 3, h*s, w*s)) in [0, 1] from the model's `EfficientViTSRImageProcessor` (default:
+    the default one); the HR image is cropped to the LR size times scale."""
+    processor = processor or image_processor_class("EfficientViTSRImageProcessor")()
     with Image.open(high) as image:
-        hr_image = image.convert("RGB")
+        hr_image = rgb_image(image, processor)
     if low is None:
-        lr_array, hr_array = super_resolution_eval_transform(hr_image, scale=scale)
+        lr_array, hr_array = super_resolution_eval_transform(hr_image, scale=scale, processor=processor)
     else:
         with Image.open(low) as image:
-            lr_image = image.convert("RGB")
+            lr_image = rgb_image(image, processor)
         width, height = lr_image.width * scale, lr_image.height * scale
         if width > hr_image.width or height > hr_image.height:
             raise ValueError(f"{low.name} ({lr_image.width}x{lr_image.height}) times {scale} is larger than "
                              f"{high.name} ({hr_image.width}x{hr_image.height}): wrong --scale?")
-        lr_array, hr_array = to_unit(lr_image), to_unit(hr_image.crop((0, 0, width, height)))
+        hr_image = hr_image.crop((0, 0, width, height))
+        lr_array, hr_array = unit_pixels(lr_image, processor), unit_pixels(hr_image, processor)
     return torch.from_numpy(lr_array)[None], torch.from_numpy(hr_array)[None]
 
 
@@ -80,7 +83,7 @@ def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = No
 
     if tile_size:
         check_tile_arguments(tile_size, tile_overlap)
-    model, _ = load_sr_model(model_name, scale=scale)
+    model, processor = load_sr_model(model_name, scale=scale)
     if onnx is not None:
         from .onnx_model import OnnxRuntimeModel
 
@@ -96,7 +99,7 @@ def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = No
         return model(pixel_values=pixels).reconstruction
 
     for high, low in progress(pairs, "eval sr"):
-        low_res, high_res = load_pair(high, low, model_scale)
+        low_res, high_res = load_pair(high, low, model_scale, processor)
         with torch.inference_mode():
             pixels = low_res.to(model.device)
             output = tiled_upscale(upscale, pixels, model_scale, tile_size, tile_overlap) if tile_size \

@@ -17,8 +17,9 @@ from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import ClassificationMetrics
 from .models import build_labelled_model
-from .trainer import Trainer, TrainingTask
-from .transforms import classification_eval_transform, classification_train_transform
+from .tasks import LabelledImageTask
+from .trainer import Trainer
+from .transforms import classification_eval_transform, classification_train_transform, image_processor_class
 
 DEFAULT_PRESET = "b0"
 
@@ -48,13 +49,13 @@ def _dominant_shape(annotation) -> int:
     return int(np.bincount(np.asarray(annotation).ravel(), minlength=5)[1:].argmax())
 
 
-class ClassificationTask(TrainingTask):
+class ClassificationTask(LabelledImageTask):
     metric_name = "top1_accuracy"
     args: ClassificationArguments
 
     def __init__(self, args: ClassificationArguments) -> None:
-        super().__init__(args)
-        self.id2label: dict[int, str] | None = None
+        processor_class = image_processor_class("EfficientViTImageProcessor")
+        super().__init__(args, processor_class.for_resolution(args.image_size, args.crop_pct))
 
     def _load(self, split: str):
         args = self.args
@@ -94,15 +95,13 @@ class ClassificationTask(TrainingTask):
         return np.int64(example["label"])
 
     def train_sample(self, example, rng):
-        args = self.args
-        pixels = classification_train_transform(example["image"], rng, size=args.image_size,
-                                                scale=(args.min_crop_scale, 1.0))
+        pixels = classification_train_transform(example["image"], rng, self.processor,
+                                                scale=(self.args.min_crop_scale, 1.0))
         return {"pixel_values": pixels, "labels": self._label(example)}
 
     def eval_sample(self, example):
-        pixels = classification_eval_transform(example["image"], size=self.args.image_size,
-                                               crop_pct=self.args.crop_pct)
-        return {"pixel_values": pixels, "labels": self._label(example)}
+        return {"pixel_values": classification_eval_transform(example["image"], self.processor),
+                "labels": self._label(example)}
 
     def collate(self, samples):
         return {
@@ -120,15 +119,6 @@ class ClassificationTask(TrainingTask):
 
     def update_metrics(self, model, batch, metrics):
         metrics.update(model(pixel_values=batch["pixel_values"]).logits.float(), batch["labels"])
-
-    def image_processor(self, model):
-        from .. import EfficientViTImageProcessor
-
-        if EfficientViTImageProcessor is None:
-            return None
-        short_side = int(np.ceil(self.args.image_size / self.args.crop_pct))
-        size = self.args.image_size
-        return EfficientViTImageProcessor(size={"shortest_edge": short_side}, crop_size={"height": size, "width": size})
 
 
 def train_classification(args: ClassificationArguments) -> dict[str, Any]:

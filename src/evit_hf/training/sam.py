@@ -37,8 +37,9 @@ from .sam_objectives import (
     point_sampled_mask_losses,
     sample_points,
 )
-from .trainer import Trainer, TrainingTask
-from .transforms import normalize, to_rgb
+from .tasks import ImageTask
+from .trainer import Trainer
+from .transforms import as_pil, image_processor_class, processed
 
 BUILTIN_SA1B = "synthetic-sa1b"
 STAGES = ("distill", "finetune")
@@ -289,31 +290,30 @@ def apply_lora(sam: nn.Module, args: SamArguments) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------- transforms
-def resize_and_pad(image: Image.Image, side: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """SAM preprocessing: longest side to `side` (bilinear), normalised, zero-padded bottom/right.
+def resize_and_pad(image: Image.Image, processor) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """SAM preprocessing by the `EfficientViTSamImageProcessor` (longest side to its `encoder_size`, bilinear,
+    normalised, zero-padded bottom/right to a square).
 
-    Returns (pixels (3, side, side), scale, (height, width) of the image inside the padded frame).
+    Returns (pixels (3, side, side), scale, (height, width) of the image inside the padded square).
     """
-    scale = side / max(image.size)
-    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-    pixels = np.zeros((3, side, side), dtype=np.float32)
-    pixels[:, :height, :width] = normalize(image.resize((width, height), Image.Resampling.BILINEAR))
-    return pixels, scale, (height, width)
+    side = processor.encoder_size
+    return processed(processor, image), side / max(image.size), processor.encoder_shape(image.height, image.width)
 
 
 def resize_mask(mask: np.ndarray, side: int, size: tuple[int, int]) -> np.ndarray:
-    """A (H, W) mask resized (nearest) to `size` = (height, width) and zero-padded to (side, side)."""
+    """A (H, W) mask resized (nearest) to `size` = (height, width) and zero-padded to (side, side): the SAM
+    processor's `segmentation_maps` path (tests/test_sam_training.py checks they agree), for many masks at once."""
     resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size[::-1], Image.Resampling.NEAREST))
     framed = np.zeros((side, side), dtype=bool)
     framed[: size[0], : size[1]] = resized > 127
     return framed
 
 
-class _SamTaskBase(TrainingTask):
+class _SamTaskBase(ImageTask):
     args: SamArguments
 
     def __init__(self, args: SamArguments) -> None:
-        super().__init__(args)
+        super().__init__(args)  # the processor is made with the model (its encoder resolution)
         self.side: int | None = None  # encoder input side
         self.frame_scale: float = 1.0  # prompt frame / encoder input
 
@@ -332,6 +332,7 @@ class _SamTaskBase(TrainingTask):
         model = build_student(self.args)
         self.side = model.config.encoder_image_size
         self.frame_scale = model.config.prompt_image_size / self.side
+        self.processor = image_processor_class("EfficientViTSamImageProcessor").for_config(model.config)
         return model
 
     def load_datasets(self):
@@ -362,12 +363,6 @@ class _SamTaskBase(TrainingTask):
     def collate(self, samples):
         return {key: torch.from_numpy(np.stack([s[key] for s in samples])) for key in samples[0]}
 
-    def image_processor(self, model):
-        from .. import EfficientViTSamImageProcessor
-
-        return None if EfficientViTSamImageProcessor is None else EfficientViTSamImageProcessor.for_config(
-            model.config)
-
 
 class SamDistillationTask(_SamTaskBase):
     """Stage 1: the student's image encoder reproduces the teacher's embeddings (MSE)."""
@@ -393,12 +388,12 @@ class SamDistillationTask(_SamTaskBase):
         return SamDistillationModule(model)
 
     def _sample(self, example, flip: bool) -> dict[str, np.ndarray]:
-        image = to_rgb(example["image"])
+        image = as_pil(example["image"])
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        sample = {"pixel_values": resize_and_pad(image, self.side)[0]}
+        sample = {"pixel_values": processed(self.processor, image)}
         if self.teacher.image_size != self.side:
-            sample["teacher_pixel_values"] = resize_and_pad(image, self.teacher.image_size)[0]
+            sample["teacher_pixel_values"] = processed(self.processor, image, encoder_size=self.teacher.image_size)
         return sample
 
     def train_sample(self, example, rng):
@@ -449,14 +444,14 @@ class SamFinetuneTask(_SamTaskBase):
         """(pixels, valid (h, w), scale, [(framed mask, annotation)]) for up to `limit` usable annotations."""
         from ..data.sa1b import decode_segmentation
 
-        image = to_rgb(example["image"])
+        image = as_pil(example["image"])
         annotations = [a for a in example["annotations"] or []
                        if a.get("area") is None or a["area"] >= self.args.min_mask_area]
         if rng is not None:
             annotations = [annotations[i] for i in rng.permutation(len(annotations))]
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        pixels, scale, valid = resize_and_pad(image, self.side)
+        pixels, scale, valid = resize_and_pad(image, self.processor)
         pairs = []
         for annotation in annotations:
             if len(pairs) == limit:

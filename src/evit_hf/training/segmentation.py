@@ -20,8 +20,9 @@ from .arguments import TrainingArguments, run_training
 from .data import SYNTHETIC, load_split, rename_columns, synthetic_segmentation_dir
 from .metrics import SegmentationMetrics
 from .models import build_labelled_model
-from .trainer import Trainer, TrainingTask
-from .transforms import label_map, segmentation_eval_transform, segmentation_train_transform
+from .tasks import LabelledImageTask
+from .trainer import Trainer
+from .transforms import image_processor_class, label_map, segmentation_eval_transform, segmentation_train_transform
 
 DEFAULT_PRESET = "seg-b0-cityscapes"
 
@@ -45,7 +46,9 @@ class SegmentationArguments(TrainingArguments):
     train_short_side: int | None = field(default=None, metadata={
         "help": "base size: the short side images are scaled to before the random scale (default: as stored)"})
     eval_short_side: int | None = field(default=None, metadata={
-        "help": "resize the evaluation images' short side to this (labels nearest; default: as stored)"})
+        "help": "short side of the evaluation images and of the saved image processor (the ADE20K rule: the long "
+        "side rounded up to a multiple of 32; labels nearest); default: train_short_side, else the crop's short "
+        "side"})
     reduce_labels: bool = field(default=False, metadata={
         "help": "map class 0 to the ignore index and shift the others down (ADE20K's 'other' class)"})
     ignore_index: int = field(default=255, metadata={"help": "label value ignored by the loss and the metrics"})
@@ -77,13 +80,16 @@ def _read_id2label(path: str | Path) -> dict[int, str]:
     return {int(k): str(v) for k, v in data.items()}
 
 
-class SegmentationTask(TrainingTask):
+class SegmentationTask(LabelledImageTask):
     metric_name = "mean_iou"
     args: SegmentationArguments
 
     def __init__(self, args: SegmentationArguments) -> None:
-        super().__init__(args)
-        self.id2label: dict[int, str] | None = None
+        # Evaluated and served at the scale the model trained at, by the ADE20K rule: the model needs sides that
+        # are multiples of 32, which the rule gives.
+        short_side = args.eval_short_side or args.train_short_side or min(args.crop_size)
+        processor_class = image_processor_class("EfficientViTSegImageProcessor")
+        super().__init__(args, processor_class.for_short_side(short_side, do_reduce_labels=args.reduce_labels))
 
     def _dataset_path(self) -> str:
         return str(synthetic_segmentation_dir()) if self.args.dataset == SYNTHETIC else self.args.dataset
@@ -143,16 +149,13 @@ class SegmentationTask(TrainingTask):
     def train_sample(self, example, rng):
         args = self.args
         pixels, labels = segmentation_train_transform(
-            example["image"], self._labels(example), rng, crop_size=tuple(args.crop_size),
+            example["image"], self._labels(example), rng, self.processor, crop_size=tuple(args.crop_size),
             scale_range=tuple(args.scale_range), base_short_side=args.train_short_side, ignore_index=args.ignore_index,
         )
         return {"pixel_values": pixels, "labels": labels}
 
     def eval_sample(self, example):
-        pixels, labels = segmentation_eval_transform(
-            example["image"], self._labels(example), short_side=self.args.eval_short_side,
-            ignore_index=self.args.ignore_index,
-        )
+        pixels, labels = segmentation_eval_transform(example["image"], self._labels(example), self.processor)
         return {"pixel_values": pixels, "labels": labels}
 
     def collate(self, samples):
@@ -176,15 +179,6 @@ class SegmentationTask(TrainingTask):
         logits = model(pixel_values=batch["pixel_values"]).logits
         predictions = resize_bicubic(logits.float(), batch["labels"].shape[-2:]).argmax(1)
         metrics.update(predictions, batch["labels"])
-
-    def image_processor(self, model):
-        from .. import EfficientViTSegImageProcessor
-
-        if EfficientViTSegImageProcessor is None:  # transformers 4.57: no PIL backend
-            return None
-        short_side = self.args.eval_short_side or min(self.args.crop_size)
-        return EfficientViTSegImageProcessor(size={"shortest_edge": short_side},
-                                             do_reduce_labels=self.args.reduce_labels)
 
 
 def with_token_mixer(model: PreTrainedModel, token_mixer: str) -> tuple[PreTrainedModel, list[str]]:

@@ -17,8 +17,9 @@ import torch
 from .arguments import TrainingArguments, run_training
 from .data import builtin_dataset_dir, load_split, rename_columns
 from .metrics import SuperResolutionMetrics
-from .trainer import Trainer, TrainingTask
-from .transforms import super_resolution_eval_transform, super_resolution_train_transform
+from .tasks import ImageTask
+from .trainer import Trainer
+from .transforms import image_processor_class, super_resolution_eval_transform, super_resolution_train_transform
 
 BUILTIN_PHOTOS = "skimage-photos"
 DEFAULT_PRESET = "sr-light-x2"
@@ -51,12 +52,12 @@ class SuperResolutionArguments(TrainingArguments):
             raise ValueError(f"`patch_size` must be at least 16, got {self.patch_size}.")
 
 
-class SuperResolutionTask(TrainingTask):
+class SuperResolutionTask(ImageTask):
     metric_name = "psnr_y"
     args: SuperResolutionArguments
 
     def __init__(self, args: SuperResolutionArguments) -> None:
-        super().__init__(args)
+        super().__init__(args, image_processor_class("EfficientViTSRImageProcessor")())
         self.scale: int | None = None
 
     def load_datasets(self):
@@ -87,11 +88,11 @@ class SuperResolutionTask(TrainingTask):
 
     def train_sample(self, example, rng):
         low, high = super_resolution_train_transform(example["image"], rng, patch_size=self.args.patch_size,
-                                                     scale=self.scale)
+                                                     scale=self.scale, processor=self.processor)
         return {"pixel_values": low, "labels": high}
 
     def eval_sample(self, example):
-        low, high = super_resolution_eval_transform(example["image"], scale=self.scale)
+        low, high = super_resolution_eval_transform(example["image"], scale=self.scale, processor=self.processor)
         return {"pixel_values": low, "labels": high}
 
     def collate(self, samples):
@@ -109,11 +110,6 @@ class SuperResolutionTask(TrainingTask):
 
     def format_metric(self, value: float) -> str:
         return f"{value:.2f} dB"
-
-    def image_processor(self, model):
-        from .. import EfficientViTSRImageProcessor
-
-        return None if EfficientViTSRImageProcessor is None else EfficientViTSRImageProcessor()
 
 
 def train_super_resolution(args: SuperResolutionArguments) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Training augmentation and evaluation preprocessing on PIL/numpy (no torchvision).
+"""Training augmentation around the models' own image processors (PIL/numpy, no torchvision).
+
+No train/serve skew by construction: every deterministic step (RGB conversion, resizing, rescaling,
+normalisation) is done by the image processor that is saved with the trained model. Evaluation samples are
+`processor(image)` itself; training augmentation only draws the random parts (crop box, scale, flip, rotation)
+and hands the pixels it chose to the same processor. Label maps and masks are resized nearest-neighbour like
+the processors' `segmentation_maps` path (tests/test_training.py checks they are equal), on int32 so that any
+label value survives (the processors' path goes through uint8).
 
 Every random choice draws from a `numpy.random.Generator` the trainer seeds per sample, so a sample gets the
 same augmentation whether or not the run was interrupted and resumed.
@@ -7,25 +14,41 @@ same augmentation whether or not the run was interrupted and resumed.
 from __future__ import annotations
 
 import math
+from functools import cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+def image_processor_class(name: str) -> type:
+    """The image processor class `name` of `evit_hf.models.efficientvit`, with the fix named when the installed
+    transformers has no PIL image-processor backend (4.57)."""
+    from ..models import efficientvit
+
+    processor_class = getattr(efficientvit, name)
+    if processor_class is None:
+        raise ImportError(f"{name} (the preprocessing of training and evaluation) needs transformers >= 5: "
+                          "pip install -U 'transformers>=5'.")
+    return processor_class
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB copy of any PIL image (grayscale, palette, RGBA flattened on black)."""
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(np.asarray(image))
-    return image if image.mode == "RGB" else image.convert("RGB")
+def as_pil(image: Any) -> Image.Image:
+    """A PIL image of any input (arrays converted), in its own mode: the processors convert to RGB."""
+    return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
 
 
-def normalize(image: Image.Image) -> np.ndarray:
-    """(3, H, W) float32 with the ImageNet mean/std of the original recipes."""
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return np.ascontiguousarray(((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+def rgb_image(image: Any, processor) -> Image.Image:
+    """`image` as 8-bit RGB, converted the way `processor` converts its inputs (transparency composited on
+    white, 16-bit images scaled), for augmentations that resample pixels themselves."""
+    array = processor.process_image(as_pil(image), do_convert_rgb=True)
+    return Image.fromarray(np.ascontiguousarray(np.moveaxis(array, 0, -1)))
+
+
+def processed(processor, image, **overrides: Any) -> np.ndarray:
+    """The (C, H, W) float32 `pixel_values` of one image from `processor`, with call-time `overrides`
+    (e.g. `size=...`, `do_center_crop=False`) as `processor(image, **overrides)` takes them."""
+    return np.asarray(processor(image, **overrides)["pixel_values"][0], dtype=np.float32)
 
 
 def label_map(annotation, reduce_labels: bool = False, ignore_index: int = 255) -> np.ndarray:
@@ -39,17 +62,68 @@ def label_map(annotation, reduce_labels: bool = False, ignore_index: int = 255) 
     return array
 
 
-def _resize_pair(image: Image.Image, labels: np.ndarray, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) labels resized nearest-neighbour to `size` = (height, width), as int64."""
+    if labels.shape == tuple(size):
+        return labels.astype(np.int64)
+    resized = Image.fromarray(labels.astype(np.int32)).resize(size[::-1], Image.Resampling.NEAREST)
+    return np.asarray(resized).astype(np.int64)
+
+
+def _check_pair(image: Image.Image, labels: np.ndarray) -> None:
+    if image.size[::-1] != labels.shape:
+        raise ValueError(f"Image size {image.size[::-1]} and segmentation map size {labels.shape} differ.")
+
+
+# ------------------------------------------------------------------------------------------ classification
+def random_resized_crop_box(size: tuple[int, int], rng: np.random.Generator, scale: tuple[float, float],
+                            ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A (left, top, right, bottom) box of area fraction in `scale` and aspect in `ratio` (log-uniform) inside an
+    image of `size` = (width, height), after 10 tries the whole image (torchvision's RandomResizedCrop draws)."""
     width, height = size
-    image = image.resize((width, height), Image.BILINEAR)
-    labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((width, height), Image.NEAREST))
-    return image, labels.astype(np.int64)
+    area = width * height
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+            return left, top, left + w, top + h
+    return 0, 0, width, height
 
 
+def classification_train_transform(
+    image,
+    rng: np.random.Generator,
+    processor,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> np.ndarray:
+    """Random resized crop and horizontal flip: the crop box (area `scale`, aspect `ratio`) is cut out, then the
+    `EfficientViTImageProcessor` resizes it to its `crop_size` (bicubic) and normalises; the flip mirrors the
+    result. Returns (3, crop height, crop width) float32."""
+    image = as_pil(image)
+    crop = image.crop(random_resized_crop_box(image.size, rng, scale, ratio))
+    size = processor.crop_size
+    pixels = processed(processor, crop, size={"height": size.height, "width": size.width}, do_center_crop=False)
+    if rng.random() < 0.5:
+        pixels = pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def classification_eval_transform(image, processor) -> np.ndarray:
+    """The `EfficientViTImageProcessor` itself (the original evaluation: short side to
+    `ceil(size / crop_pct)`, bicubic, center crop, ImageNet mean/std)."""
+    return processed(processor, image)
+
+
+# -------------------------------------------------------------------------------------------- segmentation
 def segmentation_train_transform(
-    image: Image.Image,
+    image,
     labels: np.ndarray,
     rng: np.random.Generator,
+    processor,
     *,
     crop_size: tuple[int, int],
     scale_range: tuple[float, float] = (0.5, 2.0),
@@ -59,16 +133,18 @@ def segmentation_train_transform(
     """Random scale, random crop (padded with ignore labels when the image is smaller) and horizontal flip.
 
     The scale multiplies `base_short_side` (or the image's own short side), as in the mmsegmentation recipes
-    the EfficientViT-Seg results follow. Returns the normalised (3, h, w) image and (h, w) labels.
+    the EfficientViT-Seg results follow; the `EfficientViTSegImageProcessor` resizes the image to that size
+    (its bicubic filter) and normalises it, the labels are resized nearest. Returns the normalised (3, h, w)
+    image and (h, w) labels.
     """
-    image = to_rgb(image)
-    if image.size[::-1] != labels.shape:
-        raise ValueError(f"Image size {image.size[::-1]} and segmentation map size {labels.shape} differ.")
+    image = as_pil(image)
+    _check_pair(image, labels)
     width, height = image.size
     base = base_short_side / min(width, height) if base_short_side else 1.0
     scale = base * rng.uniform(*scale_range)
-    image, labels = _resize_pair(image, labels, (max(1, round(width * scale)), max(1, round(height * scale))))
-    pixels = normalize(image)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    pixels = processed(processor, image, do_resize=True, size={"height": size[0], "width": size[1]})
+    labels = resize_labels(labels, size)
     crop_h, crop_w = crop_size
     pad_h, pad_w = max(0, crop_h - pixels.shape[1]), max(0, crop_w - pixels.shape[2])
     if pad_h or pad_w:  # zero = the mean colour after normalisation
@@ -83,115 +159,85 @@ def segmentation_train_transform(
     return np.ascontiguousarray(pixels), np.ascontiguousarray(labels)
 
 
-def segmentation_eval_transform(
-    image: Image.Image, labels: np.ndarray, *, short_side: int | None = None, divisor: int = 32,
-    ignore_index: int = 255,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Optionally resize the short side, then pad both sides to a multiple of `divisor` with ignore labels."""
-    image = to_rgb(image)
-    if image.size[::-1] != labels.shape:
-        raise ValueError(f"Image size {image.size[::-1]} and segmentation map size {labels.shape} differ.")
-    if short_side:
-        width, height = image.size
-        scale = short_side / min(width, height)
-        image, labels = _resize_pair(image, labels, (round(width * scale), round(height * scale)))
-    pixels = normalize(image)
-    pad_h = -pixels.shape[1] % divisor
-    pad_w = -pixels.shape[2] % divisor
-    if pad_h or pad_w:
-        pixels = np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w)))
-        labels = np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=ignore_index)
-    return pixels, labels
+def segmentation_eval_transform(image, labels: np.ndarray, processor) -> tuple[np.ndarray, np.ndarray]:
+    """The `EfficientViTSegImageProcessor` itself on the image; the labels resized nearest to its output size."""
+    image = as_pil(image)
+    _check_pair(image, labels)
+    pixels = processed(processor, image)
+    return pixels, resize_labels(labels, pixels.shape[-2:])
 
 
-def classification_train_transform(
-    image: Image.Image,
-    rng: np.random.Generator,
-    *,
-    size: int,
-    scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> np.ndarray:
-    """Random resized crop (area `scale`, aspect `ratio`, bicubic) and horizontal flip."""
-    image = to_rgb(image)
-    width, height = image.size
-    area = width * height
-    box = (0, 0, width, height)
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-            box = (left, top, left + w, top + h)
-            break
-    image = image.resize((size, size), Image.BICUBIC, box=box)
-    if rng.random() < 0.5:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
-    return normalize(image)
-
-
-def classification_eval_transform(image: Image.Image, *, size: int, crop_pct: float = 1.0) -> np.ndarray:
-    """The original evaluation: bicubic resize of the short side to `ceil(size / crop_pct)`, center crop."""
-    image = to_rgb(image)
-    width, height = image.size
-    short = math.ceil(size / crop_pct)
-    scale = short / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    image = image.resize((new_w, new_h), Image.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return normalize(image.crop((left, top, left + size, top + size)))
-
-
-def to_unit(image: Image.Image) -> np.ndarray:
-    """(3, H, W) float32 in [0, 1] of an RGB image (super-resolution inputs and targets are not normalised)."""
-    return np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+# -------------------------------------------------------------------------------------- super-resolution
+@cache
+def _default_sr_processor():
+    return image_processor_class("EfficientViTSRImageProcessor")()
 
 
 def bicubic_downscale(image: Image.Image, scale: int) -> Image.Image:
     """The SR degradation: PIL bicubic downscaling (antialiased, like MATLAB's `imresize` the benchmarks use)."""
-    return image.resize((image.width // scale, image.height // scale), Image.BICUBIC)
+    return image.resize((image.width // scale, image.height // scale), Image.Resampling.BICUBIC)
+
+
+def unit_pixels(image, processor=None) -> np.ndarray:
+    """(3, H, W) float32 RGB in [0, 1] from the `EfficientViTSRImageProcessor` (default: the default one),
+    unpadded whatever its `do_pad` (inputs and targets must stay aligned pixel for pixel)."""
+    return processed(processor or _default_sr_processor(), image, do_pad=False)
+
+
+def super_resolution_pair(high: Image.Image, scale: int, processor=None) -> tuple[np.ndarray, np.ndarray]:
+    """(low-resolution input, high-resolution target) `unit_pixels`; the input is `high` downscaled bicubically
+    by `scale`."""
+    return unit_pixels(bicubic_downscale(high, scale), processor), unit_pixels(high, processor)
 
 
 def super_resolution_train_transform(
-    image: Image.Image, rng: np.random.Generator, *, patch_size: int, scale: int
+    image, rng: np.random.Generator, *, patch_size: int, scale: int, processor=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random high-resolution patch under one of the 8 flips/rotations, and its bicubic-downscaled input.
 
     Returns (low-resolution (3, p/s, p/s), high-resolution (3, p, p)) float32 in [0, 1].
     """
-    image = to_rgb(image)
+    processor = processor or _default_sr_processor()
+    image = rgb_image(image, processor)
     if min(image.size) < patch_size:  # small photographs are enlarged rather than dropped
         factor = patch_size / min(image.size)
-        image = image.resize((math.ceil(image.width * factor), math.ceil(image.height * factor)), Image.BICUBIC)
+        image = image.resize((math.ceil(image.width * factor), math.ceil(image.height * factor)),
+                             Image.Resampling.BICUBIC)
     left = int(rng.integers(0, image.width - patch_size + 1))
     top = int(rng.integers(0, image.height - patch_size + 1))
     patch = image.crop((left, top, left + patch_size, top + patch_size))
     transform = int(rng.integers(8))
     if transform & 1:
-        patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
+        patch = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if transform >> 1:
-        patch = patch.transpose((Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270)[(transform >> 1) - 1])
-    return to_unit(bicubic_downscale(patch, scale)), to_unit(patch)
+        rotations = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+        patch = patch.transpose(rotations[(transform >> 1) - 1])
+    return super_resolution_pair(patch, scale, processor)
 
 
-def super_resolution_eval_transform(image: Image.Image, *, scale: int) -> tuple[np.ndarray, np.ndarray]:
+def super_resolution_eval_transform(image, *, scale: int, processor=None) -> tuple[np.ndarray, np.ndarray]:
     """The whole image cropped to a multiple of `scale` and its bicubic-downscaled input, in [0, 1]."""
-    image = to_rgb(image)
+    processor = processor or _default_sr_processor()
+    image = rgb_image(image, processor)
     width, height = image.width - image.width % scale, image.height - image.height % scale
-    image = image.crop((0, 0, width, height))
-    return to_unit(bicubic_downscale(image, scale)), to_unit(image)
+    return super_resolution_pair(image.crop((0, 0, width, height)), scale, processor)
 
 
 __all__ = [
+    "as_pil",
     "bicubic_downscale",
-    "super_resolution_eval_transform",
-    "super_resolution_train_transform",
     "classification_eval_transform",
     "classification_train_transform",
+    "image_processor_class",
     "label_map",
-    "normalize",
+    "processed",
+    "random_resized_crop_box",
+    "resize_labels",
+    "rgb_image",
     "segmentation_eval_transform",
     "segmentation_train_transform",
-    "to_rgb",
+    "super_resolution_eval_transform",
+    "super_resolution_pair",
+    "super_resolution_train_transform",
+    "unit_pixels",
 ]

@@ -39,17 +39,23 @@ class EfficientViTImageProcessor(PilBackend):
     do_convert_rgb = True
 
     @classmethod
+    def for_resolution(cls, resolution: int = 224, crop_pct: float = 1.0, **kwargs) -> EfficientViTImageProcessor:
+        """The original evaluation at `resolution`: bicubic resize of the short side to
+        `ceil(resolution / crop_pct)` (as the original's torchvision pipeline), center crop to `resolution`."""
+        if resolution <= 0:
+            raise ValueError(f"`resolution` must be positive, got {resolution}.")
+        if not 0 < crop_pct <= 1:
+            raise ValueError(f"`crop_pct` must be in (0, 1], got {crop_pct}.")
+        return cls(size={"shortest_edge": math.ceil(resolution / crop_pct)},
+                   crop_size={"height": resolution, "width": resolution}, **kwargs)
+
+    @classmethod
     def for_variant(cls, variant: str = "b1", resolution: int = 224, **kwargs) -> EfficientViTImageProcessor:
         """The original evaluation preprocessing of `variant` (`b0`-`b3`, `l1`-`l3`, or `cls-b1`) at `resolution`."""
         name = variant.removeprefix("cls-")
         if name not in CROP_PCT:
             raise ValueError(f"Unknown classification variant {variant!r}; expected one of {sorted(CROP_PCT)}.")
-        if resolution <= 0:
-            raise ValueError(f"`resolution` must be positive, got {resolution}.")
-        # Resize the short side to ceil(res / crop_pct) as the original's torchvision pipeline does.
-        short_side = math.ceil(resolution / CROP_PCT[name])
-        return cls(size={"shortest_edge": short_side}, crop_size={"height": resolution, "width": resolution},
-                   **kwargs)
+        return cls.for_resolution(resolution, CROP_PCT[name], **kwargs)
 
 
 __all__ = ["EfficientViTImageProcessor", "CROP_PCT"]

@@ -108,6 +108,12 @@ class EfficientViTSamImageProcessor(SamImageProcessorPil):
             **kwargs,
         )
 
+    def encoder_shape(self, height: int, width: int, encoder_size: int | None = None) -> tuple[int, int]:
+        """(height, width) of a `height` x `width` image inside the encoder's square input: the longest side
+        becomes `encoder_size` (default `self.encoder_size`), the other `int(old * scale + 0.5)` (half up, as
+        the original predictor); the rest of the square is zero padding."""
+        return self._get_preprocess_shape((int(height), int(width)), int(encoder_size or self.encoder_size))
+
     def _preprocess(
         self,
         images: list[np.ndarray],

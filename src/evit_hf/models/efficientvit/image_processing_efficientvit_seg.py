@@ -5,8 +5,10 @@ Owns `EfficientViTSegImageProcessor` (a `SegformerImageProcessorPil` subclass, s
 - Cityscapes: resize to a fixed 1024x2048 (bicubic), rescale to [0, 1], ImageNet mean/std.
 - ADE20K: resize the short side to 512 and the long side to `ceil(long / short * 512 / 32) * 32` (bicubic),
   so both sides are multiples of 32; `do_reduce_labels` maps the "other" class 0 to the ignore index 255.
+  `for_short_side(n)` applies that rule at another scale (training saves it; `None`: no resizing).
 - `post_process_semantic_segmentation`: bicubic (align_corners=False, fp32) upsampling of the stride-8
-  logits to each target size, then argmax, as the original evaluation does.
+  logits to each target size, then argmax, as the original evaluation does. `batch_output` and
+  `sizes_per_image` check the inputs of this and of the super-resolution post-processing.
 
 The original resizes with OpenCV's INTER_CUBIC; PIL's bicubic filter antialiases when it downsamples, so
 pixel values differ slightly on downscaled images (identical sizes and conventions otherwise).
@@ -42,6 +44,28 @@ DATASET_PRESETS: dict[str, dict] = {
 }
 
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def batch_output(outputs, name: str):
+    """The (batch, channels, height, width) tensor `name` of model `outputs` (or `outputs` itself, a tensor)."""
+    import torch
+
+    tensor = outputs
+    if not isinstance(outputs, torch.Tensor):
+        tensor = getattr(outputs, name) if hasattr(outputs, name) else outputs[name]
+    if tensor.ndim != 4:
+        raise ValueError(f"Expected {name} of shape (batch, channels, height, width), got {tuple(tensor.shape)}.")
+    return tensor
+
+
+def sizes_per_image(sizes, batch: int, name: str) -> list | None:
+    """`sizes` (one (height, width) per image, a list or a tensor) as a list, checked against the batch size."""
+    if sizes is None:
+        return None
+    sizes = sizes.tolist() if hasattr(sizes, "tolist") else list(sizes)
+    if len(sizes) != batch:
+        raise ValueError(f"Got {len(sizes)} {name} for a batch of {batch} images; pass one (height, width) per image.")
+    return sizes
 
 
 class EfficientViTSegImageProcessorKwargs(SegformerImageProcessorKwargs, total=False):
@@ -116,6 +140,16 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
                 f"Unknown segmentation dataset {dataset!r}; expected one of {sorted(DATASET_PRESETS)}."
             )
         return cls(**{**DATASET_PRESETS[name], **kwargs})
+
+    @classmethod
+    def for_short_side(cls, short_side: int | None, **kwargs) -> EfficientViTSegImageProcessor:
+        """The ADE20K rule at another scale: the short side to `short_side`, the long side up to a multiple of
+        `size_divisor`; `None` keeps every image at its own size (the Cityscapes protocol at full resolution)."""
+        if short_side is None:
+            return cls(do_resize=False, **kwargs)
+        if short_side <= 0:
+            raise ValueError(f"`short_side` must be positive, got {short_side}.")
+        return cls(size={"shortest_edge": int(short_side)}, **kwargs)
 
     def process_image(self, image, do_convert_rgb: bool | None = None, input_data_format=None, **kwargs):
         """Bring one input to a channels-first uint8 RGB array; reject what cannot be an image."""
@@ -209,23 +243,11 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
             A list of (height, width) int64 tensors of class ids, or with `return_segmentation_scores=True` of
             `SemanticSegmentationPostProcessorOutput` (fields `segmentation`, `segmentation_scores`).
         """
-        import torch
         import torch.nn.functional as F
         from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
 
-        logits = outputs.logits if hasattr(outputs, "logits") else outputs["logits"]
-        if logits.ndim != 4:
-            raise ValueError(
-                f"Expected logits of shape (batch, num_labels, height, width), got {tuple(logits.shape)}."
-            )
-        if target_sizes is not None:
-            if isinstance(target_sizes, torch.Tensor):
-                target_sizes = target_sizes.tolist()
-            if len(target_sizes) != len(logits):
-                raise ValueError(
-                    f"Got {len(target_sizes)} target sizes for a batch of {len(logits)} images; pass one "
-                    f"(height, width) per image."
-                )
+        logits = batch_output(outputs, "logits")
+        target_sizes = sizes_per_image(target_sizes, len(logits), "target sizes")
         results = []
         for index in range(len(logits)):
             scores = logits[index : index + 1].float()
@@ -248,4 +270,10 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
         return results
 
 
-__all__ = ["EfficientViTSegImageProcessor", "DATASET_PRESETS", "short_side_resize_shape"]
+__all__ = [
+    "DATASET_PRESETS",
+    "EfficientViTSegImageProcessor",
+    "batch_output",
+    "short_side_resize_shape",
+    "sizes_per_image",
+]

@@ -22,7 +22,7 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from .image_processing_efficientvit_seg import _HIGH_BIT_MODES, _to_uint8
+from .image_processing_efficientvit_seg import _HIGH_BIT_MODES, _to_uint8, batch_output, sizes_per_image
 
 try:
     import PIL.Image
@@ -150,21 +150,9 @@ class EfficientViTSRImageProcessor(PilBackend):
         """
         import torch
 
-        reconstruction = outputs
-        if not isinstance(outputs, torch.Tensor):
-            reconstruction = outputs.reconstruction if hasattr(outputs, "reconstruction") else outputs["reconstruction"]
-        if reconstruction.ndim != 4:
-            raise ValueError(
-                f"Expected a reconstruction of shape (batch, channels, height, width), got "
-                f"{tuple(reconstruction.shape)}."
-            )
+        reconstruction = batch_output(outputs, "reconstruction")
+        original_sizes = sizes_per_image(original_sizes, len(reconstruction), "original sizes")
         if original_sizes is not None:
-            if isinstance(original_sizes, torch.Tensor):
-                original_sizes = original_sizes.tolist()
-            if len(original_sizes) != len(reconstruction):
-                raise ValueError(
-                    f"Got {len(original_sizes)} original sizes for a batch of {len(reconstruction)} images."
-                )
             if scale is None or isinstance(scale, bool) or int(scale) != scale or scale < 1:
                 raise ValueError(
                     f"`scale` must be the model's upscaling factor (model.config.upscale) to crop to the original "

@@ -19,9 +19,10 @@ def logged_steps(out: Path) -> int:
 
 
 def interrupt(command: list[str], ready, signals: list[signal.Signals], env: dict, log: Path,
-              pause: float = 0.0) -> tuple[int, str]:
+              pause: float = 0.0, target=None) -> tuple[int, str]:
     """Start `command` as a user's shell would (a process group of its own, like a terminal's foreground job),
-    wait until `ready()`, send `signals` to the group (`pause` seconds apart); returns (exit status, stderr)."""
+    wait until `ready()`, send `signals` to the group (`pause` seconds apart), or to the one process
+    `target(pid of command)` names; returns (exit status, stderr)."""
     with (log.with_suffix(".out")).open("w") as stdout, log.open("w") as stderr:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=stdout, stderr=stderr, start_new_session=True)
         try:
@@ -31,7 +32,10 @@ def interrupt(command: list[str], ready, signals: list[signal.Signals], env: dic
             assert process.poll() is None, "the run ended before it was interrupted: " + log.read_text()[-3000:]
             for i, signum in enumerate(signals):
                 time.sleep(pause if i else 0.0)
-                os.killpg(process.pid, signum)
+                if target is None:
+                    os.killpg(process.pid, signum)
+                else:
+                    os.kill(target(process.pid), signum)
             returncode = process.wait(timeout=240)
         finally:
             if process.poll() is None:  # a failed test leaves no training running

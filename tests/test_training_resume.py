@@ -165,7 +165,7 @@ def test_resume_command_repeats_the_launch(monkeypatch):
 
 def test_first_signal_is_a_request_and_a_repeat_within_the_window_is_ignored(capfd):
     previous = signal.getsignal(signal.SIGTERM)
-    with StopSignals() as stop:
+    with StopSignals("stopping after the current step") as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGINT)  # a launcher forwarding the same interruption
         assert stop.requested == signal.SIGTERM  # the process is still alive: no exit within the window

@@ -160,13 +160,36 @@ def test_two_processes_stop_at_the_same_step_and_resume_to_the_same_result(
     _assert_same_run(uninterrupted_two_processes, out)
 
 
-def test_sigterm_then_a_kill_then_the_readmeresume_line(tiny_seg, uninterrupted, tmp_path):
+def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tiny_seg, tmp_path):
+    """SIGTERM to the second worker only (as a scheduler may deliver it): the request is combined across the
+    processes after every step, so both stop after the same step and write one checkpoint together; the main
+    process, which got no signal, prints the resume command."""
+    import psutil
+
+    def second_worker(launcher: int) -> int:
+        workers = psutil.Process(launcher).children(recursive=True)
+        return next(w.pid for w in workers if w.environ().get("RANK") == "1")
+
+    out = tmp_path / "run"
+    status, stderr = interrupt(
+        [*two_process_launcher(), str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg)],
+        lambda: logged_steps(out) >= 1, [signal.SIGTERM], _two_process_env(), tmp_path / "stderr",
+        target=second_worker)
+    assert status != 0 and stderr.count("Stopped by SIGTERM after step") == 1, stderr[-3000:]
+    checkpoint = list_checkpoints(out)[-1]
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    assert f"Stopped by SIGTERM after step {step}; checkpoint: {checkpoint}." in stderr
+    assert {p.name for p in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
+    assert not (out / "eval_results.json").exists()
+
+
+def test_sigterm_then_a_kill_then_the_readme_resume_line(tiny_seg, uninterrupted, tmp_path):
     """A cluster's SIGTERM (exit 143, checkpoint, resume command), then SIGKILL during the resumed run (no
     chance to save), then the README's `--output_dir D --resume_from_checkpoint latest` finishes the run."""
     out = tmp_path / "run"
     script = [sys.executable, str(REPO / "training" / "seg.py")]
     status, stderr = interrupt([*script, "--output_dir", str(out), *_run_args(tiny_seg)],
-                                lambda: logged_steps(out) >= 1, [signal.SIGTERM], script_env(), tmp_path / "term")
+                               lambda: logged_steps(out) >= 1, [signal.SIGTERM], script_env(), tmp_path / "term")
     assert status == 143 and "Stopped by SIGTERM after step" in stderr
     resume = ["--output_dir", str(out), "--resume_from_checkpoint", "latest"]
     assert resume_line(stderr).endswith(" ".join(resume))
@@ -180,16 +203,15 @@ def test_sigterm_then_a_kill_then_the_readmeresume_line(tiny_seg, uninterrupted,
 
 
 def test_a_second_ctrl_c_exits_at_once(tiny_seg, tmp_path):
-    """The first SIGINT arrives during a slow evaluation (21 images upscaled to 1024 pixels); the
-    second, after the window in which a launcher's forwarded copy is ignored, ends the run at once: nothing
-    saved, exit 130."""
+    """The first SIGINT arrives during a slow evaluation (21 images upscaled to 1024 pixels); the second, after
+    the window in which a launcher's forwarded copy is ignored, ends the run at once: nothing saved, exit 130."""
     out = tmp_path / "run"
     command = [sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg),
                "--eval_at_start", "--eval_split", "train", "--eval_short_side", "1024", "--eval_batch_size", "1"]
     log = tmp_path / "stderr"
     status, stderr = interrupt(command, lambda: "Training on 1 process" in log.with_suffix(".out").read_text(),
-                                [signal.SIGINT, signal.SIGINT], script_env(PYTHONUNBUFFERED="1"), log,
-                                pause=REPEAT_WINDOW_S + 0.5)
+                               [signal.SIGINT, signal.SIGINT], script_env(PYTHONUNBUFFERED="1"), log,
+                               pause=REPEAT_WINDOW_S + 0.5)
     assert status == 130
     assert "SIGINT: stopping after the current step" in stderr and "SIGINT again: exiting at once" in stderr
     assert not (out / "checkpoints").exists() and "Stopped by" not in stderr

@@ -60,8 +60,10 @@ def staging_path(final: Path) -> Path:
 
 
 def publish(staging: Path, final: Path) -> None:
-    """Move the complete checkpoint `staging` to `final` (replacing an older `final` without ever leaving no
-    complete copy under that name half-deleted), and remove staging folders left by killed saves."""
+    """Rename the complete checkpoint `staging` to `final`, and remove staging folders left by killed saves.
+
+    An older `final` (the same step saved again) is renamed aside before and deleted after, so `final` never
+    names a half-deleted folder."""
     replaced = final.with_name(final.name + ".replaced")
     shutil.rmtree(replaced, ignore_errors=True)
     if final.exists():

@@ -47,11 +47,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class StopSignals:
     """A context manager: inside it, SIGINT and SIGTERM set `requested` (the signal number) instead of stopping
-    the process; the previous handlers are restored on exit. Handlers can only be installed from the main
-    thread; elsewhere (e.g. training started from a worker thread) signals keep their usual effect."""
+    the process, and print `announcement` (None: nothing, e.g. on all processes but the main one); the previous
+    handlers are restored on exit. Handlers can only be installed from the main thread; elsewhere (e.g.
+    training started from a worker thread) signals keep their usual effect."""
 
-    def __init__(self, announce: bool = True) -> None:
-        self.announce = announce
+    def __init__(self, announcement: str | None = None) -> None:
+        self.announcement = announcement
         self.requested = 0
         self._first_at = 0.0
         self._previous: dict[int, object] = {}
@@ -72,9 +73,8 @@ class StopSignals:
         if not self.requested:
             self.requested, self._first_at = signum, now
             # os.write, not print: the handler may run while the main thread is inside a print.
-            if self.announce:
-                os.write(2, f"\n{name}: stopping after the current step to save a checkpoint (send it again to "
-                            f"exit at once without saving).\n".encode())
+            if self.announcement:
+                os.write(2, f"\n{name}: {self.announcement}\n".encode())
             return
         if now - self._first_at < REPEAT_WINDOW_S:
             return

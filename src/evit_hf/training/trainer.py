@@ -218,7 +218,10 @@ class Trainer:
         self.model, self.optimizer = acc.prepare(model, optimizer)
         self.state = TrainerState(consumed=[0] * acc.num_processes, mixed_precision=acc.mixed_precision)
         self._filler: Any = None
-        self._signals = StopSignals(announce=acc.is_main_process)
+        announcement = ("stopping after the current step to save a checkpoint (send it again to exit at once "
+                        "without saving)." if self._saves_checkpoints else
+                        "stopping after the current step (send it again to exit at once).")
+        self._signals = StopSignals(announcement if acc.is_main_process else None)
         self._stop = 0  # the signal every process agreed to stop at (0: none)
         self._saved_step = -1  # the step of the newest checkpoint on disk
         self._started = time.perf_counter()  # minus the time of the run's earlier parts, once resumed
@@ -323,13 +326,18 @@ class Trainer:
         if self._stop:
             self._interrupt()
 
+    @property
+    def _saves_checkpoints(self) -> bool:
+        """A run that asked for no checkpoints gets none when it is stopped either (e.g. `evit-hf demo`)."""
+        return bool(self.args.checkpoint_every_epoch or self.args.checkpointing_steps)
+
     def _interrupt(self) -> None:
         args, acc = self.args, self.accelerator
-        saves = args.checkpoint_every_epoch or args.checkpointing_steps
         checkpoint = None
-        if saves:
-            checkpoint = (self.save_checkpoint() if self._saved_step != self.state.global_step
-                          else list_checkpoints(self.output_dir)[-1])
+        if self._saves_checkpoints:
+            checkpoint = self._checkpoint_path()
+            if self._saved_step != self.state.global_step:
+                self.save_checkpoint()
         command = resume_command(args.output_dir, acc.num_processes) if checkpoint else None
         name = signal.Signals(self._stop).name
         if acc.is_main_process:
@@ -490,7 +498,7 @@ class Trainer:
         self.state.consumed = [int(v) for v in acc.gather(consumed).view(-1)]
         self.state.scheduler = self.scheduler.state_dict()
         self.state.train_seconds = self._train_seconds()
-        final = checkpoint_dir(self.output_dir) / f"checkpoint-{self.state.global_step}"
+        final = self._checkpoint_path()
         staging = staging_path(final)
         if acc.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
@@ -508,6 +516,9 @@ class Trainer:
         acc.wait_for_everyone()
         self._saved_step = self.state.global_step
         return final
+
+    def _checkpoint_path(self) -> Path:
+        return checkpoint_dir(self.output_dir) / f"checkpoint-{self.state.global_step}"
 
     def load_checkpoint(self, path: Path) -> None:
         acc = self.accelerator

@@ -32,7 +32,8 @@ _LAUNCHERS = ("accelerate", "torchrun", "torch.distributed.run", "torch.distribu
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped at a signal after saving a checkpoint (None: the run saves no checkpoints)."""
+    """Training stopped at a signal: `checkpoint` (None when the run saves no checkpoints), the shell `command`
+    that resumes it, and the process `exit_code`."""
 
     def __init__(self, signum: int, checkpoint: Path | None, command: str | None) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}")
@@ -95,11 +96,10 @@ def agreed_signal(local: int, accelerator) -> int:
 
 def _program(path: str) -> str:
     """`path` as a user would type it: its bare name when that name on PATH is this very file."""
-    for name in ("python", Path(path).name) if Path(path).name.startswith("python") else (Path(path).name,):
-        found = shutil.which(name)
-        if found and os.path.abspath(found) == os.path.abspath(path):
-            return name
-    return path
+    name = Path(path).name
+    found = shutil.which(name)
+    # abspath, not samefile: a venv's python is a symlink to the base interpreter, which would not use the venv
+    return name if found and os.path.abspath(found) == os.path.abspath(path) else path
 
 
 def _launcher_line(script: str) -> list[str] | None:

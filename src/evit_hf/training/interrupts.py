@@ -16,6 +16,7 @@ torchrun after 30 s): the current step and the checkpoint must be written within
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -73,14 +74,20 @@ class StopSignals:
         now = time.monotonic()
         if not self.requested:
             self.requested, self._first_at = signum, now
-            # os.write, not print: the handler may run while the main thread is inside a print.
             if self.announcement:
-                os.write(2, f"\n{name}: {self.announcement}\n".encode())
+                _say(f"\n{name}: {self.announcement}\n")
             return
         if now - self._first_at < REPEAT_WINDOW_S:
             return
-        os.write(2, f"\n{name} again: exiting at once without saving.\n".encode())
+        _say(f"\n{name} again: exiting at once without saving.\n")
         os._exit(128 + signum)
+
+
+def _say(text: str) -> None:
+    """Write to stderr from a signal handler: os.write, not print (the handler may run while the main thread is
+    inside a print), and never an error (stderr may be a pipe its reader closed)."""
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode())
 
 
 def agreed_signal(local: int, accelerator) -> int:

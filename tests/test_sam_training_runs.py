@@ -4,6 +4,8 @@ process and on 2 processes (gloo), with a frozen encoder, with LoRA (PEFT), and 
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,15 @@ import torch
 
 pytest.importorskip("pycocotools")
 
-from conftest import randomize_weights, script_env, train_script, training_log, two_process_launcher  # noqa: E402
+from conftest import (  # noqa: E402
+    REPO,
+    randomize_weights,
+    script_env,
+    train_script,
+    training_log,
+    two_process_launcher,
+)
+from interruptions import interrupt, logged_steps, resume_line, run_shell  # noqa: E402
 
 # A tiny student (B0 backbone, 64-pixel input, 8x8 embeddings) and cheap losses: seconds per epoch.
 TINY = ["--image_size", "64", "--embedding_size", "8", "--masks_per_image", "4", "--max_eval_masks", "4",
@@ -38,11 +48,13 @@ def _state(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
+FINETUNE = ["--num_epochs", "3", "--max_negative_points", "2", "--box_jitter", "0.1", *TINY]
+
+
 @pytest.fixture(scope="module")
 def finetuned(tiny_sa1b, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finetune") / "run"
-    train_script("sam.py", "--dataset", str(tiny_sa1b), "--output_dir", str(out), "--num_epochs", "3",
-                 "--max_negative_points", "2", "--box_jitter", "0.1", *TINY)
+    train_script("sam.py", "--dataset", str(tiny_sa1b), "--output_dir", str(out), *FINETUNE)
     return out
 
 
@@ -64,6 +76,26 @@ def test_finetune_evaluates_before_and_after_and_saves_a_loadable_model(finetune
     generator = pipeline("mask-generation", model=str(finetuned), points_per_batch=16)
     result = generator(image, points_per_crop=4)
     assert all(mask.shape == (64, 64) for mask in result["masks"])
+
+
+def test_ctrl_c_then_the_printed_command_ends_at_the_same_model(finetuned, tiny_sa1b, tmp_path):
+    """Fine-tuning stopped by SIGINT after its first step and resumed with the command it printed (only
+    `--output_dir` and `--resume_from_checkpoint latest`: the SAM arguments come from the run) ends with the
+    uninterrupted run's weights and box mIoU."""
+    out = tmp_path / "run"
+    status, stderr = interrupt(
+        [sys.executable, str(REPO / "training" / "sam.py"), "--dataset", str(tiny_sa1b), "--output_dir", str(out),
+         *FINETUNE], lambda: logged_steps(out) >= 1, [signal.SIGINT], script_env(), tmp_path / "stderr")
+    assert status == 130 and not (out / "eval_results.json").exists()
+    line = resume_line(stderr)
+    assert line.endswith(f"training/sam.py --output_dir {out} --resume_from_checkpoint latest")
+    run_shell(line, script_env())
+    expected, resumed = json.loads((finetuned / "eval_results.json").read_text()), json.loads(
+        (out / "eval_results.json").read_text())
+    assert resumed["global_step"] == expected["global_step"] == 9
+    assert resumed["box_miou"] == pytest.approx(expected["box_miou"], abs=1e-6)
+    before, after = _state(finetuned), _state(out)
+    assert max(float((before[k].float() - after[k].float()).abs().max()) for k in before) < 1e-6
 
 
 def test_frozen_encoder_trains_only_the_prompt_path(finetuned, tiny_sa1b, tmp_path):

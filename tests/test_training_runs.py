@@ -1,5 +1,6 @@
 """Training runs as a user launches them: `python training/X.py`, `accelerate launch` on 2 CPU processes,
-a run killed and resumed, fine-tuning with another number of classes, and the demo."""
+runs interrupted (Ctrl-C, SIGTERM, SIGKILL) and resumed with the command they print, fine-tuning with another
+number of classes, and the demo."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import torch
 from PIL import Image
 
 from conftest import REPO, script_env, train_script, training_log, two_process_launcher
+from evit_hf.training.checkpoints import list_checkpoints
+from evit_hf.training.interrupts import REPEAT_WINDOW_S
+from interruptions import interrupt, logged_steps, resume_line, run_shell
 
 SEG = ["--crop_size", "64", "--scale_range", "0.75", "1.25", "--progress", "false", "--id_column", "id"]
 
@@ -71,33 +75,167 @@ def test_two_processes_see_every_sample_exactly_once(tiny_seg, tmp_path):
     assert results["global_step"] == 6
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_seg, tmp_path):
-    common = ["--dataset", str(tiny_seg), "--num_epochs", "4", "--batch_size", "3", "--checkpointing_steps", "3",
-              "--learning_rate", "3e-3", "--preprocessing_threads", "1", *SEG]
-    straight = tmp_path / "straight"
-    train_script("seg.py", "--output_dir", str(straight), *common)
+# The interrupted runs: 7 steps per epoch on one process (4 on two), a checkpoint every 3 steps, loss logged every
+# step (the sign that training is under way).
+RUN = ["--dataset", "", "--num_epochs", "4", "--batch_size", "3", "--checkpointing_steps", "3", "--learning_rate",
+       "3e-3", "--preprocessing_threads", "1", "--logging_steps", "1", *SEG]
 
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(killed),
-                                *common], env=script_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = killed / "checkpoints" / "checkpoint-9"  # mid-epoch 2 (7 steps per epoch)
-    deadline = time.monotonic() + 240
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert checkpoint.exists() and not (killed / "eval_results.json").exists(), "the run was not killed mid-way"
 
-    train_script("seg.py", "--output_dir", str(killed), "--resume_from_checkpoint", "latest", *common)
-    a = json.loads((straight / "eval_results.json").read_text())
-    b = json.loads((killed / "eval_results.json").read_text())
-    assert b["global_step"] == a["global_step"] == 28
-    assert b["mean_iou"] == pytest.approx(a["mean_iou"], abs=1e-9)
-    assert b["per_class_iou"] == pytest.approx(a["per_class_iou"], abs=1e-9, nan_ok=True)
+def _run_args(data: Path) -> list[str]:
+    return [str(data) if arg == "" else arg for arg in RUN]
+
+
+def _two_process_env() -> dict[str, str]:
+    return script_env(ACCELERATE_USE_CPU="true")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_seg, tmp_path_factory) -> Path:
+    """The reference: the interrupted runs below must end exactly here."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    train_script("seg.py", "--output_dir", str(out), *_run_args(tiny_seg))
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_two_processes(tiny_seg, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted-ddp") / "run"
+    train_script("seg.py", "--output_dir", str(out), *_run_args(tiny_seg), launcher=two_process_launcher(),
+                 env=_two_process_env())
+    return out
+
+
+def _assert_same_run(reference: Path, resumed: Path) -> None:
+    """Same number of steps, same metrics, same weights (fp32 tolerance) as the uninterrupted run."""
     from safetensors.torch import load_file
 
-    weights_a, weights_b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    a = json.loads((reference / "eval_results.json").read_text())
+    b = json.loads((resumed / "eval_results.json").read_text())
+    assert b["global_step"] == a["global_step"]
+    assert b["mean_iou"] == pytest.approx(a["mean_iou"], abs=1e-9)
+    assert b["per_class_iou"] == pytest.approx(a["per_class_iou"], abs=1e-9, nan_ok=True)
+    weights_a, weights_b = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert max(float((weights_a[k].float() - weights_b[k].float()).abs().max()) for k in weights_a) < 1e-6
+    assert (resumed / "training_args.yaml").read_text() == (reference / "training_args.yaml").read_text().replace(
+        str(reference), str(resumed))  # the run's settings, written at its start, not rewritten by the resume
+
+
+def test_ctrl_c_saves_and_the_printed_command_resumes_to_the_same_result(tiny_seg, uninterrupted, tmp_path):
+    """SIGINT after the first logged step: the step finishes, a checkpoint is written, the resume command is
+    printed, exit 130; that command alone (`--output_dir D --resume_from_checkpoint latest`) finishes the run
+    exactly as the uninterrupted one."""
+    out = tmp_path / "run"
+    status, stderr = interrupt(
+        [sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg)],
+        lambda: logged_steps(out) >= 1, [signal.SIGINT], script_env(), tmp_path / "stderr")
+    assert status == 130
+    stopped_at = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"]
+    checkpoint = out / "checkpoints" / f"checkpoint-{stopped_at}"
+    assert f"Stopped by SIGINT after step {stopped_at}; checkpoint: {checkpoint}. Resume with:" in stderr
+    assert (checkpoint / "trainer_state.json").is_file() and not (out / "eval_results.json").exists()
+    line = resume_line(stderr)
+    assert line.endswith(f"training/seg.py --output_dir {out} --resume_from_checkpoint latest")
+    result = run_shell(line, script_env())
+    assert f"Resumed from {checkpoint}: epoch " in result.stdout
+    _assert_same_run(uninterrupted, out)
+
+
+def test_two_processes_stop_at_the_same_step_and_resume_to_the_same_result(
+        tiny_seg, uninterrupted_two_processes, tmp_path):
+    """Ctrl-C to `accelerate launch` on 2 processes (gloo): the launcher forwards it, both processes stop after
+    the same step and write one checkpoint; the printed command (launcher flags included) resumes it."""
+    out = tmp_path / "run"
+    env = _two_process_env()
+    status, stderr = interrupt(
+        [*two_process_launcher(), str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg)],
+        lambda: logged_steps(out) >= 1, [signal.SIGINT], env, tmp_path / "stderr")
+    assert status == 130, stderr[-3000:]
+    assert stderr.count("Stopped by SIGINT after step") == 1  # printed by the main process only
+    line = resume_line(stderr)
+    assert line.startswith("ACCELERATE_USE_CPU=true ") and "--num_processes 2" in line
+    state = json.loads((list_checkpoints(out)[-1] / "trainer_state.json").read_text())
+    assert len(state["consumed"]) == 2 and 0 < state["global_step"] < 16
+    result = run_shell(line, script_env())  # the line sets ACCELERATE_USE_CPU itself
+    assert "Training on 2 process(es) (MULTI_CPU" in result.stdout
+    _assert_same_run(uninterrupted_two_processes, out)
+
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tiny_seg, tmp_path):
+    """SIGTERM to the second worker only (as a scheduler may deliver it): the request is combined across the
+    processes after every step, so both stop after the same step and write one checkpoint together; the main
+    process, which got no signal, prints the resume command."""
+    import psutil
+
+    def second_worker(launcher: int) -> int:
+        workers = psutil.Process(launcher).children(recursive=True)
+        return next(w.pid for w in workers if w.environ().get("RANK") == "1")
+
+    out = tmp_path / "run"
+    status, stderr = interrupt(
+        [*two_process_launcher(), str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg)],
+        lambda: logged_steps(out) >= 1, [signal.SIGTERM], _two_process_env(), tmp_path / "stderr",
+        target=second_worker)
+    assert status != 0 and stderr.count("Stopped by SIGTERM after step") == 1, stderr[-3000:]
+    checkpoint = list_checkpoints(out)[-1]
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    assert f"Stopped by SIGTERM after step {step}; checkpoint: {checkpoint}." in stderr
+    assert {p.name for p in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
+    assert not (out / "eval_results.json").exists()
+
+
+def test_sigterm_then_a_kill_then_the_readme_resume_line(tiny_seg, uninterrupted, tmp_path):
+    """A cluster's SIGTERM (exit 143, checkpoint, resume command), then SIGKILL during the resumed run (no
+    chance to save), then the README's `--output_dir D --resume_from_checkpoint latest` finishes the run."""
+    out = tmp_path / "run"
+    script = [sys.executable, str(REPO / "training" / "seg.py")]
+    status, stderr = interrupt([*script, "--output_dir", str(out), *_run_args(tiny_seg)],
+                               lambda: logged_steps(out) >= 1, [signal.SIGTERM], script_env(), tmp_path / "term")
+    assert status == 143 and "Stopped by SIGTERM after step" in stderr
+    resume = ["--output_dir", str(out), "--resume_from_checkpoint", "latest"]
+    assert resume_line(stderr).endswith(" ".join(resume))
+
+    checkpoint = out / "checkpoints" / "checkpoint-9"  # mid-epoch 2 (7 steps per epoch)
+    status, _ = interrupt([*script, *resume], checkpoint.exists, [signal.SIGKILL], script_env(), tmp_path / "kill")
+    assert status == -signal.SIGKILL and checkpoint.exists() and not (out / "eval_results.json").exists()
+
+    train_script("seg.py", *resume)
+    _assert_same_run(uninterrupted, out)
+
+
+def test_a_second_ctrl_c_exits_at_once(tiny_seg, tmp_path):
+    """The first SIGINT arrives during a slow evaluation (21 images upscaled to 1024 pixels); the second, after
+    the window in which a launcher's forwarded copy is ignored, ends the run at once: nothing saved, exit 130."""
+    out = tmp_path / "run"
+    command = [sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(out), *_run_args(tiny_seg),
+               "--eval_at_start", "--eval_split", "train", "--eval_short_side", "1024", "--eval_batch_size", "1"]
+    log = tmp_path / "stderr"
+    status, stderr = interrupt(command, lambda: "Training on 1 process" in log.with_suffix(".out").read_text(),
+                               [signal.SIGINT, signal.SIGINT], script_env(PYTHONUNBUFFERED="1"), log,
+                               pause=REPEAT_WINDOW_S + 0.5)
+    assert status == 130
+    assert "SIGINT: stopping after the current step" in stderr and "SIGINT again: exiting at once" in stderr
+    assert not (out / "checkpoints").exists() and "Stopped by" not in stderr
+
+
+def test_a_resume_that_changes_the_run_is_refused(uninterrupted, tmp_path):
+    """Exit 2 before loading anything, naming the argument and both values; the saved settings unchanged. A new
+    run in a folder holding checkpoints is refused too (its checkpoints would mix with the old run's)."""
+    saved = (uninterrupted / "training_args.yaml").read_text()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(uninterrupted),
+                             "--resume_from_checkpoint", "latest", "--learning_rate", "0.002"],
+                            capture_output=True, text=True, env=script_env(), cwd=REPO, timeout=120)
+    assert result.returncode == 2 and time.monotonic() - started < 60
+    assert result.stderr.strip() == (
+        f"error: --learning_rate 0.002 differs from the run's 0.003 (saved in {uninterrupted}/training_args.yaml); "
+        "resume with the saved value or start a new --output_dir.")
+    assert (uninterrupted / "training_args.yaml").read_text() == saved
+
+    result = subprocess.run([sys.executable, str(REPO / "training" / "seg.py"), "--output_dir", str(uninterrupted),
+                             "--max_steps", "1"], capture_output=True, text=True, env=script_env(), cwd=REPO,
+                            timeout=120)
+    assert result.returncode == 2 and "already holds a run with checkpoints" in result.stderr
+    assert (uninterrupted / "training_args.yaml").read_text() == saved
 
 
 def test_finetune_from_a_checkpoint_with_other_classes(tiny_seg, tmp_path):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import script_env, train_script
 from evit_hf.training.metrics import SuperResolutionMetrics
 from evit_hf.training.transforms import super_resolution_eval_transform, super_resolution_train_transform
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +68,10 @@ def test_sr_metrics_compare_with_bicubic():
 
 def test_sr_training_run_saves_a_pipeline_ready_model(photos, tmp_path):
     out = tmp_path / "sr"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "training" / "sr.py"), "--dataset", str(photos), "--output_dir", str(out),
-         "--patch_size", "32", "--repeats", "2", "--max_steps", "3", "--batch_size", "4", "--progress", "false"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    # script_env keeps PYTHONPATH: the package under test, not whichever evit_hf the interpreter has installed
+    result = train_script("sr.py", "--dataset", str(photos), "--output_dir", str(out), "--patch_size", "32",
+                          "--repeats", "2", "--max_steps", "3", "--batch_size", "4", "--progress", "false",
+                          env=script_env(HOME=str(tmp_path)), timeout=600)
     results = json.loads((out / "eval_results.json").read_text())
     assert results["images"] == 3 and results["global_step"] == 3
     assert 25 < results["bicubic_psnr_y"] < 40 and np.isfinite(results["psnr_y"])

@@ -3,6 +3,11 @@
 `parse_arguments(SegmentationArguments, argv)` reads `--config recipe.yaml` first (keys are the field names
 below), then applies every other `--field value` on top, so a recipe is a named set of defaults and any
 field can be changed on the command line. `--help` lists every field with its documentation.
+
+A resume (`--resume_from_checkpoint latest|PATH`) restores the run's own arguments, saved in
+`output_dir/training_args.yaml` when it started: the schedule, data and model cannot differ from the run
+being continued. Arguments given again must agree with the saved ones, except those in `RESUMABLE_FIELDS`
+(how the run is observed, evaluated, checkpointed and fed), which apply to this invocation only.
 """
 
 from __future__ import annotations
@@ -17,7 +22,21 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .checkpoints import ARGUMENTS_FILE, find_checkpoint
+from .interrupts import TrainingInterrupted
+
 T = TypeVar("T", bound="TrainingArguments")
+
+#: Fields a resumed run may give with another value than the run's: they change where the run is read from,
+#: how it is logged, evaluated and checkpointed, or how fast its data are prepared (the sample order stays
+#: the same), never the model, the data or the schedule, so the resumed run trains exactly as the original.
+RESUMABLE_FIELDS = frozenset({
+    "output_dir", "resume_from_checkpoint",
+    "eval_batch_size", "eval_every_epochs", "eval_at_start",
+    "checkpointing_steps", "checkpoint_every_epoch", "checkpoints_total_limit",
+    "logging_steps", "report_to", "project_name", "progress", "log_sample_ids", "id_column",
+    "preprocessing_threads", "push_to_hub", "hub_model_id",
+})
 
 
 def _arg(default: Any, help: str, **kwargs: Any) -> Any:
@@ -78,7 +97,10 @@ class TrainingArguments:
     checkpointing_steps: int | None = _arg(None, "save a resumable checkpoint every N optimizer steps")
     checkpoint_every_epoch: bool = _arg(True, "save a resumable checkpoint at the end of every epoch")
     checkpoints_total_limit: int | None = _arg(2, "keep only the newest N checkpoints")
-    resume_from_checkpoint: str | None = _arg(None, "a checkpoint folder, or `latest` (the newest in output_dir)")
+    resume_from_checkpoint: str | None = _arg(
+        None, "continue a run: `latest` (the newest checkpoint in output_dir) or a checkpoint folder; the run's "
+        "saved arguments (output_dir/training_args.yaml) are restored, and arguments given again must agree with "
+        "them unless marked 'may change on resume'")
     logging_steps: int = _arg(10, "log the training loss every N optimizer steps")
     report_to: list[str] = field(default_factory=list, metadata={
         "help": "Accelerate trackers (`tensorboard`, `wandb`, `all`, ...); training metrics are always written to "
@@ -134,7 +156,10 @@ def build_parser(arguments_class: type[TrainingArguments], description: str | No
         hint = str(hints[f.name])
         meta = dict(f.metadata)
         # SUPPRESS: flags not given stay out of the namespace, so the recipe value (or the field default) wins.
-        kwargs: dict[str, Any] = {"help": meta.pop("help", None), "dest": f.name, "default": argparse.SUPPRESS}
+        text = meta.pop("help", None)
+        if f.name in RESUMABLE_FIELDS - {"resume_from_checkpoint"}:
+            text = f"{text} (may change on resume)"
+        kwargs: dict[str, Any] = {"help": text, "dest": f.name, "default": argparse.SUPPRESS}
         if "nargs" in meta:
             kwargs["nargs"] = meta.pop("nargs")
         if "choices" in meta:
@@ -167,7 +192,8 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def parse_arguments(arguments_class: type[T], argv: list[str] | None = None) -> T:
-    """Recipe (`--config`) values, overridden by explicit command-line values, as `arguments_class`."""
+    """Recipe (`--config`) values, overridden by explicit command-line values, as `arguments_class`; for a
+    resume, the run's saved arguments with the given ones checked against them (`resumed_arguments`)."""
     parser = build_parser(arguments_class)
     namespace = parser.parse_args(argv)
     values: dict[str, Any] = load_recipe(namespace.config) if namespace.config else {}
@@ -176,17 +202,76 @@ def parse_arguments(arguments_class: type[T], argv: list[str] | None = None) -> 
     if unknown:
         raise ValueError(f"Unknown recipe keys in {namespace.config!r}: {unknown}. Run with --help for the fields.")
     values.update({k: v for k, v in vars(namespace).items() if k in known})
+    if values.get("resume_from_checkpoint"):
+        return resumed_arguments(arguments_class, values)
     return arguments_class(**values)
 
 
+def saved_arguments_file(spec: str, output_dir: str | None, default_output_dir: str) -> tuple[Path, Path]:
+    """(the saved arguments of the run `spec` continues, its run folder) for `--resume_from_checkpoint spec`."""
+    if spec == "latest":
+        run_dir = Path(output_dir or default_output_dir)
+        saved = run_dir / ARGUMENTS_FILE
+        if not saved.is_file():
+            raise ValueError(f"Cannot resume: {run_dir} holds no training run (no {ARGUMENTS_FILE}); pass the "
+                             f"--output_dir of the run to resume.")
+        find_checkpoint(spec, run_dir)  # fails now, not after loading the data, when there is none
+        return saved, run_dir
+    checkpoint = find_checkpoint(spec, output_dir or default_output_dir)
+    run_dir = Path(output_dir) if output_dir else checkpoint.parent.parent
+    for saved in (checkpoint.parent.parent / ARGUMENTS_FILE, checkpoint / ARGUMENTS_FILE):
+        if saved.is_file():
+            return saved, run_dir
+    raise ValueError(f"Cannot resume from {checkpoint}: neither it nor its run folder holds {ARGUMENTS_FILE}.")
+
+
+def resumed_arguments(arguments_class: type[T], given: dict[str, Any]) -> T:
+    """The arguments of the run `given["resume_from_checkpoint"]` continues: its saved ones, with the `given`
+    values of `RESUMABLE_FIELDS`. Any other given value must equal the saved one: a resume that would train
+    another schedule, model or data set is refused, naming each argument and both values."""
+    default_output_dir = next(f.default for f in dataclasses.fields(arguments_class) if f.name == "output_dir")
+    path, run_dir = saved_arguments_file(given["resume_from_checkpoint"], given.get("output_dir"),
+                                         default_output_dir)
+    saved = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in dataclasses.fields(arguments_class)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise ValueError(f"{path} has fields this script does not know ({', '.join(unknown)}): it was written by "
+                         "another training script or version; resume it with that one.")
+    run = arguments_class(**saved)
+    resumed = arguments_class(**{**saved, **given, "output_dir": str(run_dir)})
+    differing = [name for name in given
+                 if name not in RESUMABLE_FIELDS and getattr(resumed, name) != getattr(run, name)]
+    if differing:
+        clauses = [f"--{name} {_shown(getattr(resumed, name))} differs from the run's {_shown(getattr(run, name))}"
+                   for name in differing]
+        raise ValueError(f"{'; '.join(clauses)} (saved in {path}); resume with the saved "
+                         f"value{'s' if len(differing) > 1 else ''} or start a new --output_dir.")
+    return resumed
+
+
+def _shown(value: Any) -> str:
+    """A value as it is written on the command line."""
+    if isinstance(value, list | tuple):
+        return " ".join(_shown(v) for v in value) or "(empty)"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def run_training(train: Callable[[T], Any], arguments_class: type[T], argv: list[str] | None = None) -> int:
-    """A training script's `main`: parse the arguments and train; bad input (a `ValueError`) ends the run with a
-    one-line error and exit status 2 instead of a stack trace."""
+    """A training script's `main`: parse the arguments and train. Bad input (a `ValueError`) ends the run with a
+    one-line error and exit status 2 instead of a stack trace; a run stopped by SIGINT / SIGTERM (after saving
+    a checkpoint and printing how to resume) exits with 128 + the signal number (130, 143)."""
     try:
         train(parse_arguments(arguments_class, argv))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    except TrainingInterrupted as stop:
+        return stop.exit_code
     return 0
 
 
@@ -195,4 +280,5 @@ def arguments_dict(arguments: TrainingArguments) -> dict[str, Any]:
     return dataclasses.asdict(arguments)
 
 
-__all__ = ["TrainingArguments", "build_parser", "load_recipe", "parse_arguments", "arguments_dict"]
+__all__ = ["RESUMABLE_FIELDS", "TrainingArguments", "arguments_dict", "build_parser", "load_recipe", "parse_arguments",
+           "resumed_arguments", "run_training", "saved_arguments_file"]

@@ -10,11 +10,16 @@ so the processes agree on each step's sample counts (`lockstep_batches`); a proc
 takes part with its previous batch and a loss weight of zero. Losses are weighted by each process's share of
 the step's samples, so DDP's gradient average equals the average over the real samples.
 
-Checkpoints (`output_dir/checkpoints/checkpoint-<step>`) hold the model, optimizer and RNG states (saved by
-Accelerate, reloaded with `weights_only=True`) and `trainer_state.json` with the epoch, the step, the
-scheduler and how many samples each process has consumed in the current epoch. Resuming skips exactly those
-samples; per-sample augmentation is seeded by (seed, epoch, rank, position), so a resumed run sees the same
-batches as an uninterrupted one.
+Checkpoints (`output_dir/checkpoints/checkpoint-<step>`, written atomically: see `checkpoints`) hold the
+model, optimizer and RNG states (saved by Accelerate, reloaded with `weights_only=True`) and
+`trainer_state.json` with the epoch, the step, the scheduler and how many samples each process has consumed
+in the current epoch. Resuming skips exactly those samples; per-sample augmentation is seeded by (seed,
+epoch, rank, position), so a resumed run sees the same batches as an uninterrupted one. The arguments of a
+resumed run are the run's own (`arguments.resumed_arguments`).
+
+SIGINT / SIGTERM during training (`interrupts`): the step in progress is finished, every process stops after
+the same step, a checkpoint is written and the command that resumes the run is printed; the script exits
+with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import dataclasses
 import json
 import math
 import shutil
+import signal
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -37,7 +44,17 @@ import yaml
 from transformers import PreTrainedModel
 
 from .arguments import TrainingArguments, arguments_dict
+from .checkpoints import (
+    ARGUMENTS_FILE,
+    STATE_FILE,
+    checkpoint_dir,
+    find_checkpoint,
+    list_checkpoints,
+    publish,
+    staging_path,
+)
 from .data import ProcessStream, batched, ordered_map
+from .interrupts import StopSignals, TrainingInterrupted, agreed_signal, resume_command
 from .optim import parameter_groups, warmup_cosine_schedule
 
 Batch = dict[str, torch.Tensor]
@@ -115,6 +132,8 @@ class TrainerState:
     consumed: list[int] = field(default_factory=list)  # samples each process trained on in this epoch
     scheduler: dict[str, Any] = field(default_factory=dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    mixed_precision: str | None = None  # Accelerate's setting the run trained with (None: not recorded)
+    train_seconds: float = 0.0  # training time up to this state, over all resumed parts
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -157,6 +176,12 @@ class Trainer:
         self.task = task
         self.args = args
         self.output_dir = Path(args.output_dir)
+        existing = list_checkpoints(self.output_dir)
+        if existing and not args.resume_from_checkpoint:
+            # A new run here would mix its checkpoints with the old run's (`latest`, pruning by step).
+            raise ValueError(f"{self.output_dir} already holds a run with checkpoints (newest: {existing[-1].name}): "
+                             "resume it with --resume_from_checkpoint latest, or start this run in a new "
+                             "--output_dir.")
         from accelerate.utils import DistributedDataParallelKwargs
 
         self.accelerator = Accelerator(
@@ -191,8 +216,15 @@ class Trainer:
         # The scheduler is not prepared: Accelerate would step it once per process.
         self.scheduler = warmup_cosine_schedule(optimizer, warmup, total_steps, args.min_lr_ratio)
         self.model, self.optimizer = acc.prepare(model, optimizer)
-        self.state = TrainerState(consumed=[0] * acc.num_processes)
+        self.state = TrainerState(consumed=[0] * acc.num_processes, mixed_precision=acc.mixed_precision)
         self._filler: Any = None
+        announcement = ("stopping after the current step to save a checkpoint (send it again to exit at once "
+                        "without saving)." if self._saves_checkpoints else
+                        "stopping after the current step (send it again to exit at once).")
+        self._signals = StopSignals(announcement if acc.is_main_process else None)
+        self._stop = 0  # the signal every process agreed to stop at (0: none)
+        self._saved_step = -1  # the step of the newest checkpoint on disk
+        self._started = time.perf_counter()  # minus the time of the run's earlier parts, once resumed
 
     # ----------------------------------------------------------------------------------------------- setup
     def _steps_per_epoch(self) -> int:
@@ -230,39 +262,94 @@ class Trainer:
             examples.close()
 
     def train(self) -> dict[str, Any]:
-        """Run (or resume) training, evaluate, save the final model; returns the final evaluation."""
+        """Run (or resume) training, evaluate, save the final model; returns the final evaluation.
+
+        Raises `TrainingInterrupted` (after saving a checkpoint) when SIGINT or SIGTERM arrives during training.
+        """
         args, acc = self.args, self.accelerator
         if args.resume_from_checkpoint:
-            self.load_checkpoint(self.resolve_checkpoint(args.resume_from_checkpoint))
-        if acc.is_main_process:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "training_args.yaml").write_text(yaml.safe_dump(arguments_dict(args), sort_keys=False))
+            self.load_checkpoint(find_checkpoint(args.resume_from_checkpoint, self.output_dir))
+        self._write_arguments()
         acc.init_trackers(args.project_name, config=_tracker_config(args))
         acc.print(
             f"Training on {acc.num_processes} process(es) ({acc.distributed_type.value}, {acc.device}, mixed "
             f"precision {acc.mixed_precision}): {self.steps_per_epoch} steps/epoch, {self.total_steps} steps in all."
         )
-        started = time.perf_counter()
+        self._started = time.perf_counter() - self.state.train_seconds
         results: dict[str, Any] = {}
         evaluated_at = -1
-        if args.eval_at_start and self.eval_stream is not None and self.state.global_step == 0:
-            results = self.evaluate()  # the "before" numbers, logged at step 0
-        while self.state.epoch < args.num_epochs and not self._done():
-            if not self._train_epoch(self.state.epoch):
-                break  # max_steps reached inside the epoch
-            self.state.epoch += 1
-            self.state.consumed = [0] * acc.num_processes
-            if self.eval_stream is not None and self.state.epoch % args.eval_every_epochs == 0:
+        with self._signals:
+            if args.eval_at_start and self.eval_stream is not None and self.state.global_step == 0:
+                results = self.evaluate()  # the "before" numbers, logged at step 0
+            while self.state.epoch < args.num_epochs and not self._done():
+                completed = self._train_epoch(self.state.epoch)
+                if self._stop:
+                    self._interrupt()
+                if not completed:
+                    break  # max_steps reached inside the epoch
+                self.state.epoch += 1
+                self.state.consumed = [0] * acc.num_processes
+                if self.eval_stream is not None and self.state.epoch % args.eval_every_epochs == 0:
+                    results = self.evaluate()
+                    evaluated_at = self.state.global_step
+                if args.checkpoint_every_epoch:
+                    self.save_checkpoint()
+                self._check_signals()
+            if self.eval_stream is not None and evaluated_at != self.state.global_step:
                 results = self.evaluate()
-                evaluated_at = self.state.global_step
-            if args.checkpoint_every_epoch:
-                self.save_checkpoint()
-        if self.eval_stream is not None and evaluated_at != self.state.global_step:
-            results = self.evaluate()
-        results = {**results, "train_seconds": time.perf_counter() - started, "global_step": self.state.global_step}
-        self.save_final(results)
+            self._check_signals()
+            results = {**results, "train_seconds": self._train_seconds(), "global_step": self.state.global_step}
+            self.save_final(results)
         acc.end_training()
         return results
+
+    def _write_arguments(self) -> None:
+        """Save the run's arguments when it starts. A resume never rewrites them (its changes of
+        `RESUMABLE_FIELDS` apply to it only); it copies them from its checkpoint into a new output_dir."""
+        path, resume = self.output_dir / ARGUMENTS_FILE, self.args.resume_from_checkpoint
+        if not self.accelerator.is_main_process or (resume and path.is_file()):
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        saved = find_checkpoint(resume, self.output_dir) / ARGUMENTS_FILE if resume else None
+        if saved is not None and saved.is_file():
+            shutil.copyfile(saved, path)
+        else:
+            path.write_text(yaml.safe_dump(arguments_dict(self.args), sort_keys=False))
+
+    def _train_seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _check_signals(self) -> None:
+        """Stop (checkpoint, resume command, `TrainingInterrupted`) if any process received SIGINT / SIGTERM.
+        Every process calls this at the same points: after every optimizer step and every epoch."""
+        self._stop = agreed_signal(self._signals.requested, self.accelerator)
+        if self._stop:
+            self._interrupt()
+
+    @property
+    def _saves_checkpoints(self) -> bool:
+        """A run that asked for no checkpoints gets none when it is stopped either (e.g. `evit-hf demo`)."""
+        return bool(self.args.checkpoint_every_epoch or self.args.checkpointing_steps)
+
+    def _interrupt(self) -> None:
+        args, acc = self.args, self.accelerator
+        checkpoint = None
+        if self._saves_checkpoints:
+            checkpoint = self._checkpoint_path()
+            if self._saved_step != self.state.global_step:
+                self.save_checkpoint()
+        command = resume_command(args.output_dir, acc.num_processes) if checkpoint else None
+        name = signal.Signals(self._stop).name
+        if acc.is_main_process:
+            if checkpoint is None:
+                print(f"Stopped by {name} after step {self.state.global_step}; this run saves no checkpoints "
+                      "(checkpoint_every_epoch false, no checkpointing_steps): nothing to resume.", file=sys.stderr,
+                      flush=True)
+            else:
+                print(f"Stopped by {name} after step {self.state.global_step}; checkpoint: {checkpoint}. "
+                      f"Resume with:\n{command}", file=sys.stderr, flush=True)
+        acc.end_training()
+        raise TrainingInterrupted(self._stop, checkpoint, command)
 
     def _done(self) -> bool:
         return self.args.max_steps is not None and self.state.global_step >= self.args.max_steps
@@ -323,6 +410,10 @@ class Trainer:
                 loss_sum, loss_count = self._log_train_loss(loss_sum, loss_count, epoch, bar)
             if args.checkpointing_steps and step % args.checkpointing_steps == 0 and not last:
                 self.save_checkpoint()
+            self._stop = agreed_signal(self._signals.requested, acc)
+            if self._stop:  # the caller saves and stops; the loss since the last record is logged first
+                loss_sum, loss_count = self._log_train_loss(loss_sum, loss_count, epoch, bar)
+                break
             if self._done():
                 break
         else:
@@ -400,18 +491,15 @@ class Trainer:
         return results
 
     # ----------------------------------------------------------------------------------------- checkpoints
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
-
     def save_checkpoint(self) -> Path:
         """A resumable checkpoint of the current step (written under a temporary name, then renamed)."""
         acc = self.accelerator
         consumed = torch.tensor(self.state.consumed[acc.process_index], device=acc.device).view(1)
         self.state.consumed = [int(v) for v in acc.gather(consumed).view(-1)]
         self.state.scheduler = self.scheduler.state_dict()
-        final = self.checkpoint_dir / f"checkpoint-{self.state.global_step}"
-        staging = final.with_name(final.name + ".partial")
+        self.state.train_seconds = self._train_seconds()
+        final = self._checkpoint_path()
+        staging = staging_path(final)
         if acc.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
@@ -419,48 +507,37 @@ class Trainer:
         acc.save_state(str(staging), safe_serialization=True)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self.state.save(staging / "trainer_state.json")
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
-            self._prune_checkpoints()
+            shutil.copyfile(self.output_dir / ARGUMENTS_FILE, staging / ARGUMENTS_FILE)
+            self.state.save(staging / STATE_FILE)  # last: it marks the checkpoint complete
+            publish(staging, final)
+            limit = self.args.checkpoints_total_limit
+            for old in list_checkpoints(self.output_dir)[:-limit] if limit else ():
+                shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
+        self._saved_step = self.state.global_step
         return final
 
-    def _checkpoints(self) -> list[Path]:
-        found = [p for p in self.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-    def _prune_checkpoints(self) -> None:
-        limit = self.args.checkpoints_total_limit
-        if limit:
-            for old in self._checkpoints()[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
-
-    def resolve_checkpoint(self, spec: str) -> Path:
-        """`latest` (the newest complete checkpoint in output_dir) or a checkpoint folder."""
-        if spec == "latest":
-            found = self._checkpoints()
-            if not found:
-                raise ValueError(f"No checkpoint to resume from in {self.checkpoint_dir}.")
-            return found[-1]
-        path = Path(spec)
-        if not (path / "trainer_state.json").is_file():
-            raise ValueError(f"{spec!r} is not a complete checkpoint folder (no trainer_state.json).")
-        return path
+    def _checkpoint_path(self) -> Path:
+        return checkpoint_dir(self.output_dir) / f"checkpoint-{self.state.global_step}"
 
     def load_checkpoint(self, path: Path) -> None:
         acc = self.accelerator
-        state = TrainerState.load(path / "trainer_state.json")
+        state = TrainerState.load(path / STATE_FILE)
         if len(state.consumed) != acc.num_processes:
             raise ValueError(
                 f"Checkpoint {path} was written by {len(state.consumed)} processes; resume it with the same number "
                 f"(this run has {acc.num_processes})."
             )
+        if state.mixed_precision is not None and state.mixed_precision != acc.mixed_precision:
+            raise ValueError(f"Checkpoint {path} was trained with mixed precision {state.mixed_precision}; this run "
+                             f"has {acc.mixed_precision}: launch it as the run was launched (accelerate launch "
+                             f"--mixed_precision {state.mixed_precision}).")
         acc.load_state(str(path))
         self.scheduler.load_state_dict(state.scheduler)
         self.state = state
+        self._saved_step = state.global_step
         acc.print(f"Resumed from {path}: epoch {state.epoch}, step {state.global_step}, "
-                  f"{sum(state.consumed)} samples into the epoch.")
+                  f"{sum(state.consumed)} samples into the epoch; the run's arguments from {ARGUMENTS_FILE}.")
 
     # ------------------------------------------------------------------------------------------ final save
     def save_final(self, results: dict[str, Any]) -> None:

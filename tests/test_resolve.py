@@ -35,7 +35,7 @@ def test_preset_has_random_weights_and_says_so():
     # with a seed, the deterministic reference weights: the same on every load
     first, second = preset_model("b0", seed=3).state_dict(), preset_model("b0", seed=3).state_dict()
     assert all(torch.equal(first[key], second[key]) for key in first)
-    with pytest.raises(ValueError, match="preset, which cannot load as task 'mask-generation'"):
+    with pytest.raises(ValueError, match=r"Preset 'b0' \(image-classification\) cannot load as task 'mask-generation'"):
         load_model("b0", "mask-generation")
     with pytest.raises(ValueError, match="Unknown task 'detection'"):
         load_model("b0", "detection")

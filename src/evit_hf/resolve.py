@@ -106,7 +106,7 @@ def preset_model(name: str, task: str | None = None, seed: int | None = None) ->
     config = config_class.from_preset(name)
     task = task or preset_task
     if not _serves(config, task):
-        raise ValueError(f"Preset {name!r} is a {preset_task} preset, which cannot load as task {task!r}.")
+        raise ValueError(f"Preset {name!r} ({preset_task}) cannot load as task {task!r}.")
     model = _model_classes(config, task)[0](config)
     if seed is not None:
         randomize_(model, seed)

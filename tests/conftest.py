@@ -105,7 +105,7 @@ def make_offline_hub_repo(hf_home: Path, repo_id: str, variant: str, state_dict:
     checkpoint of `variant` with `evit-hf convert`; returns the snapshot folder."""
     import torch
 
-    from evit_hf.commands.convert import convert_to_folder
+    from evit_hf.convert.folder import convert_to_folder
 
     checkpoint = hf_home / f"{variant}.pt"
     torch.save({"state_dict": state_dict}, checkpoint)

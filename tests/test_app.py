@@ -13,18 +13,12 @@ from PIL import Image
 from evit_hf.app import AppConfig, DemoState
 from evit_hf.app import handlers as h
 from evit_hf.app.state import LazyModel, ModelUnavailable, fit_size, model_status, split_names
-from evit_hf.commands.sam import (
-    PROMPT_COLOUR,
-    decode_mask,
-    draw_masks,
-    draw_prompts,
-    embed_image,
-    load_model_and_processor,
-    predict_mask,
-)
 from evit_hf.models.efficientvit import EfficientViTForSemanticSegmentation
 from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+from evit_hf.predict import SamPredictor
+from evit_hf.predict.drawing import PROMPT_COLOUR, draw_masks, draw_prompts
+from evit_hf.resolve import load_model
 from test_sam import tiny_sam_config
 from test_segmentation import tiny_config
 
@@ -77,19 +71,27 @@ def _pixels(image) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------- SAM
-def test_embed_then_decode_equals_predict_mask(folders, image_path):
-    model, processor = load_model_and_processor(folders["sam"])
+def predict_mask(image, model, processor, points=None, labels=None, box=None) -> np.ndarray:
+    """The best mask of one prompt from a fresh predictor (its own encoder run)."""
+    predictor = SamPredictor(model, processor)
+    predictor.set_image(image)
+    return predictor.predict(points, labels, box).best()[0].numpy()
+
+
+def test_cached_embedding_gives_the_masks_of_a_fresh_predictor(folders, image_path):
+    model, processor, _ = load_model(folders["sam"], "mask-generation")
     image = Image.open(image_path).convert("RGB")
-    embedding, embed_ms = embed_image(image, model, processor)
-    assert embedding.size == (HEIGHT, WIDTH) and embed_ms > 0
+    embedding = SamPredictor(model, processor).set_image(image)
+    assert embedding.original_size == (HEIGHT, WIDTH) and embedding.encode_ms > 0
+    cached = SamPredictor(model, processor)
+    cached.set_embedding(embedding)
     for prompts in ({"points": [[60.0, 40.0], [10.0, 80.0]], "labels": [1, 0]}, {"box": [20.0, 10.0, 100.0, 80.0]},
                     {"points": [[60.5, 40.25]], "labels": [1], "box": [5.0, 5.0, 115.0, 85.0]}):
-        mask, score, _ = decode_mask(embedding, model, processor, **prompts)
-        expected, expected_score, timing = predict_mask(image, model, processor, **prompts)
-        assert mask.shape == (HEIGHT, WIDTH) and (mask == expected).all() and score == expected_score
-        assert set(timing) == {"embedding_ms", "mask_ms"}
+        mask = cached.predict(prompts.get("points"), prompts.get("labels"), prompts.get("box")).best()[0].numpy()
+        expected = predict_mask(image, model, processor, **prompts)
+        assert mask.shape == (HEIGHT, WIDTH) and (mask == expected).all()
     with pytest.raises(ValueError, match="outside"):
-        decode_mask(embedding, model, processor, points=[[WIDTH + 5.0, 1.0]], labels=[1])
+        cached.predict([[WIDTH + 5.0, 1.0]], [1])
 
 
 def test_sam_clicks_reuse_one_embedding(folders, image_path):
@@ -111,7 +113,7 @@ def test_sam_clicks_reuse_one_embedding(folders, image_path):
 
     # the page shows exactly the model's best mask of the prompts, drawn with them
     image = Image.open(image_path).convert("RGB")
-    mask, _, _ = predict_mask(image, model, processor, [[60.0, 40.0], [10.0, 80.0]], [1, 0])
+    mask = predict_mask(image, model, processor, [[60.0, 40.0], [10.0, 80.0]], [1, 0])
     expected = draw_prompts(draw_masks(image, [mask], [PROMPT_COLOUR]), [[60.0, 40.0], [10.0, 80.0]], [1, 0])
     assert negative.image.size == (WIDTH, HEIGHT)
     assert (_pixels(negative.image) == _pixels(expected)).all() and (_pixels(negative.image) != _pixels(image)).any()
@@ -123,8 +125,7 @@ def test_sam_clicks_reuse_one_embedding(folders, image_path):
     boxed = h.sam_click(state, image_path, corner.prompts, h.BOX, (20, 10))
     assert boxed.prompts.box == [20.0, 10.0, 100.0, 80.0] and boxed.prompts.corner is None
     assert not calls and state.sam.encoder_runs == 1
-    box_mask, _, _ = predict_mask(image, model, processor, [[60.0, 40.0], [10.0, 80.0]], [1, 0],
-                                  [20.0, 10.0, 100.0, 80.0])
+    box_mask = predict_mask(image, model, processor, [[60.0, 40.0], [10.0, 80.0]], [1, 0], [20.0, 10.0, 100.0, 80.0])
     assert (_pixels(boxed.image) != _pixels(image))[box_mask].any(axis=-1).mean() > 0.9
     del calls[:]
 

@@ -85,7 +85,7 @@ def test_corrupt_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def efficientsam_backbones():
-    from evit_hf.bench import placeholders
+    from evit_hf.reference import placeholders
 
     placeholders.install()
     from efficientsam.models.efficientvit import backbone
@@ -112,7 +112,7 @@ def test_efficientsam_backbone_parity(preset, efficientsam_backbones):
 
 @pytest.mark.parametrize("name", ["b0", "b1", "b2", "b3", "l1", "l2", "l3"])
 def test_timm_parity(name):
-    from evit_hf.bench import placeholders
+    from evit_hf.reference import placeholders
 
     placeholders.install()
     import timm

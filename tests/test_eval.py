@@ -39,6 +39,7 @@ from evit_hf.models.efficientvit import (
 from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig, sam_vision_config
 from evit_hf.models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 from evit_hf.models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+from evit_hf.predict import SamPrediction
 from evit_hf.training.metrics import SegmentationMetrics
 
 
@@ -233,13 +234,13 @@ def test_first_click_is_the_deepest_mask_point_then_errors_are_corrected():
 def test_click_ious_of_a_perfect_and_an_empty_predictor():
     truth = disk(24, 12, 12, 6)
 
-    class Stub:
+    class Stub:  # a SamPredictor whose best mask is always `mask`
         def __init__(self, mask):
             self.mask, self.calls = mask, []
 
-        def predict(self, points, labels):
-            self.calls.append((points.copy(), labels.copy()))
-            return torch.from_numpy(self.mask)[None], torch.ones(1)
+        def predict_batch(self, point_coords, point_labels, best_only):
+            self.calls.append((point_coords.copy(), point_labels.copy()))
+            return SamPrediction(torch.from_numpy(self.mask)[None, None], torch.ones(1, 1), torch.zeros(1, 1, 4, 4))
 
     perfect = Stub(truth)
     assert click_ious(perfect, truth, 3) == [1.0, 1.0, 1.0]

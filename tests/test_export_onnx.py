@@ -13,10 +13,8 @@ import torch.nn.functional as F
 
 pytest.importorskip("onnxruntime")
 
-from evit_hf.bench.original import randomize_  # noqa: E402
 from evit_hf.cli import main  # noqa: E402
 from evit_hf.export import ExportValidationError, SamPromptMaskDecoder, export_onnx, ort_session  # noqa: E402
-from evit_hf.export.loading import load_model  # noqa: E402
 from evit_hf.models.efficientvit import (  # noqa: E402
     SR_PRESETS,
     EfficientViTBackbone,
@@ -30,6 +28,8 @@ from evit_hf.models.efficientvit import (  # noqa: E402
     EfficientViTSRConfig,
 )
 from evit_hf.models.efficientvit.modeling_efficientvit import upsample_bicubic_as_conv  # noqa: E402
+from evit_hf.reference import randomize_  # noqa: E402
+from evit_hf.resolve import load_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -158,7 +158,7 @@ def test_cli_exports_a_saved_folder_with_its_processor(tmp_path, capsys):
     ("argv", "message"),
     [
         (["--model", "b9"], "not a preset, a folder or a Hub id"),
-        (["--model", "b0", "--task", "mask-generation"], "cannot export as task"),
+        (["--model", "b0", "--task", "mask-generation"], "cannot load as task 'mask-generation'"),
         (["--model", "b0", "--format", "tensorrt"], "TensorRT export needs an NVIDIA GPU"),
     ],
 )
@@ -169,9 +169,9 @@ def test_cli_errors_are_messages(tmp_path, capsys, argv, message):
 
 def test_load_model_infers_the_task_from_a_folder(tmp_path):
     _small("image-classification").save_pretrained(tmp_path)
-    model, task = load_model(str(tmp_path))
+    model, _, task = load_model(str(tmp_path))
     assert task == "image-classification" and isinstance(model, EfficientViTForImageClassification)
-    model, task = load_model(str(tmp_path), "backbone")
+    model, _, task = load_model(str(tmp_path), "backbone")
     assert task == "backbone" and isinstance(model, EfficientViTBackbone)
 
 

@@ -16,7 +16,6 @@ import torch
 pytest.importorskip("optimum.exporters.onnx")
 ort_modeling = pytest.importorskip("optimum.onnxruntime")
 
-from evit_hf.bench.original import randomize_  # noqa: E402
 from evit_hf.export.onnx import ort_session  # noqa: E402
 from evit_hf.export.optimum import OPTIMUM_TASKS, export_with_optimum, main, register  # noqa: E402
 from evit_hf.export.specs import export_graphs  # noqa: E402
@@ -32,6 +31,7 @@ from evit_hf.models.efficientvit import (  # noqa: E402
     EfficientViTSamModel,
     EfficientViTSRConfig,
 )
+from evit_hf.reference import randomize_  # noqa: E402
 
 ATOL = 1e-4
 

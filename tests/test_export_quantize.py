@@ -14,7 +14,6 @@ import onnx
 import pytest
 import torch
 
-from evit_hf.bench.original import randomize_
 from evit_hf.export import export_graphs, export_onnx, ort_session
 from evit_hf.export.quantize import (
     accuracy_delta,
@@ -31,6 +30,7 @@ from evit_hf.models.efficientvit import (
     EfficientViTForImageClassification,
     EfficientViTForSemanticSegmentation,
 )
+from evit_hf.reference import randomize_
 
 pytest.importorskip("onnxruntime")
 

@@ -11,7 +11,6 @@ import onnx
 import pytest
 import torch
 
-from evit_hf.bench.original import randomize_
 from evit_hf.export import export_graphs, export_onnx
 from evit_hf.export.tensorrt import (
     TensorRTUnavailableError,
@@ -31,6 +30,7 @@ from evit_hf.models.efficientvit import (
     EfficientViTSamConfig,
     EfficientViTSamModel,
 )
+from evit_hf.reference import randomize_
 
 AVAILABLE, REASON = tensorrt_available()
 needs_tensorrt = pytest.mark.skipif(not AVAILABLE, reason=REASON)

@@ -17,7 +17,6 @@ pytest.importorskip("litert_torch")
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-from evit_hf.bench.original import randomize_  # noqa: E402
 from evit_hf.export import tflite  # noqa: E402
 from evit_hf.export.onnx import ExportValidationError  # noqa: E402
 from evit_hf.export.specs import export_graphs  # noqa: E402
@@ -41,6 +40,7 @@ from evit_hf.models.efficientvit import (  # noqa: E402
 )
 from evit_hf.models.efficientvit.configuration_efficientvit_sam import sam_vision_config  # noqa: E402
 from evit_hf.models.efficientvit.configuration_efficientvit_sr import SR_PRESETS  # noqa: E402
+from evit_hf.reference import randomize_  # noqa: E402
 
 ATOL = 1e-4
 INTERPOLATE = F.interpolate

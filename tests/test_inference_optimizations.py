@@ -23,7 +23,6 @@ from evit_hf import (
     EfficientViTSamModel,
 )
 from evit_hf.bench import inference
-from evit_hf.bench.original import OriginalUnavailable, randomize_
 from evit_hf.models.efficientvit import modeling_efficientvit
 from evit_hf.models.efficientvit.modeling_efficientvit import ConvNormAct, fold_batchnorm, gelu_tanh_
 from evit_hf.models.efficientvit.modeling_efficientvit_cpuconv import (
@@ -31,6 +30,8 @@ from evit_hf.models.efficientvit.modeling_efficientvit_cpuconv import (
     winograd_conv3x3,
     winograd_filter,
 )
+from evit_hf.reference import randomize_
+from evit_hf.reference.original import OriginalUnavailable
 from test_sam import tiny_sam_config
 from test_segmentation import tiny_config as tiny_seg_config
 

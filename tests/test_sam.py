@@ -127,7 +127,7 @@ def _random_state_dict(reference: torch.nn.Module, seed: int = 0) -> dict[str, t
 
 
 def _efficientsam(case: str) -> torch.nn.Module:
-    from evit_hf.bench import placeholders
+    from evit_hf.reference import placeholders
 
     placeholders.install()
     from efficientsam.models.efficientvit import sam as reference_sam

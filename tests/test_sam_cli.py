@@ -40,12 +40,14 @@ def _pixels(path: str | Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
-def _prompt_mask(folder: str, image_path: str, **prompts) -> np.ndarray:
-    from evit_hf.commands.sam import load_image, load_model_and_processor, predict_mask
+def _prompt_mask(folder: str, image_path: str, points=None, labels=None, box=None) -> np.ndarray:
+    from evit_hf.predict import SamPredictor
+    from evit_hf.resolve import load_model
 
-    model, processor = load_model_and_processor(folder)
-    mask, _, _ = predict_mask(load_image(image_path), model, processor, **prompts)
-    return mask
+    model, processor, _ = load_model(folder, "mask-generation")
+    predictor = SamPredictor(model, processor)
+    predictor.set_image(Image.open(image_path).convert("RGB"))
+    return predictor.predict(points, labels, box).best()[0].numpy()
 
 
 def test_sam_cli_point(tiny_folder, image_path, tmp_path, capsys):
@@ -88,8 +90,8 @@ def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
 
 def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
     out = tmp_path / "preset.png"
-    assert main(["sam", image_path, "--point", "80", "80", "--model", "sam-l0", "--out", str(out)]) == 0
-    assert "random weights" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="random weights"):
+        assert main(["sam", image_path, "--point", "80", "80", "--model", "sam-l0", "--out", str(out)]) == 0
     assert Image.open(out).size == (WIDTH, HEIGHT)
 
 

@@ -24,13 +24,13 @@ def test_beats_bicubic_on_held_out_photographs(photo):
     from evit_hf.data.photos import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_skimage_photo
     from evit_hf.metrics.super_resolution import psnr_y
     from evit_hf.models.efficientvit.pipeline_efficientvit_sr import SuperResolutionPipeline
-    from evit_hf.sr_utils import load_sr_model
+    from evit_hf.resolve import load_model
 
     assert photo in HELD_OUT_PHOTOS and photo not in TRAIN_PHOTOS
     original = load_skimage_photo(photo)
     original = original.crop((0, 0, original.width // 2 * 2, original.height // 2 * 2))
     small = original.resize((original.width // 2, original.height // 2), Image.BICUBIC)
-    model, processor = load_sr_model()
+    model, processor, _ = load_model(None, "image-to-image")
     ours = SuperResolutionPipeline(model=model, image_processor=processor)(small)
     bicubic = small.resize(original.size, Image.BICUBIC)
     gain = psnr_y(ours, original, 2) - psnr_y(bicubic, original, 2)

@@ -1,13 +1,12 @@
-"""The super-resolution checkpoint embedded in the package, and loading SR models by name.
+"""The super-resolution checkpoint embedded in the package: where it lives and whether it is there.
 
-Owns where the shipped x2 checkpoint lives (`src/evit_hf/weights/efficientvit-sr-x2/`, package data written
-by the SR training run), so the trainer, `evit-hf upscale` and the demo agree on it, and
-`load_sr_model`, which resolves a folder, Hub id or preset name to a model.
+Owns the location of the shipped x2 checkpoint (`src/evit_hf/weights/efficientvit-sr-x2/`, package data
+written by the SR training run), so that the trainer, the release builder and the resolver (for which it is
+the default super-resolution model: `evit_hf.resolve.load_model(None, "image-to-image")`) agree on it.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 EMBEDDED_SR_NAME = "efficientvit-sr-x2"
@@ -37,57 +36,9 @@ def require_embedded_sr_checkpoint() -> Path:
     return embedded_sr_checkpoint()
 
 
-def load_sr_model(name: str | Path | None = None, scale: int | None = None):
-    """(model, image processor) for a saved folder / Hub id, a preset name (random weights, with a warning),
-    or the embedded checkpoint when `name` is None.
-
-    `scale` checks the model's factor; with a preset family name (`"sr-light"`) it picks `sr-light-x{scale}`.
-    """
-    from .models.efficientvit import (
-        SR_PRESETS,
-        EfficientViTForImageSuperResolution,
-        EfficientViTSRConfig,
-        EfficientViTSRImageProcessor,
-    )
-
-    if EfficientViTSRImageProcessor is None:
-        raise RuntimeError("Super-resolution image processing needs transformers >= 5 (PIL image processors).")
-    if name is None:
-        name = require_embedded_sr_checkpoint()
-    name = str(name)
-    if scale is not None and f"{name}-x{scale}" in SR_PRESETS:
-        name = f"{name}-x{scale}"
-    if name in SR_PRESETS:
-        warnings.warn(
-            f"{name!r} is a preset name: the model has random weights (an untrained model returns the bicubic "
-            f"upsampling). Pass a trained folder or Hub id for real super-resolution.",
-            UserWarning,
-            stacklevel=2,
-        )
-        model = EfficientViTForImageSuperResolution(EfficientViTSRConfig.from_preset(name))
-        processor = EfficientViTSRImageProcessor()
-    else:
-        from transformers import AutoImageProcessor, AutoModelForImageToImage
-
-        if not Path(name).exists() and name.startswith("sr-"):
-            raise ValueError(f"Unknown SR preset {name!r}; known presets: {', '.join(sorted(SR_PRESETS))}.")
-        model = AutoModelForImageToImage.from_pretrained(name)
-        try:
-            processor = AutoImageProcessor.from_pretrained(name)
-        except (OSError, ValueError):
-            processor = None
-        if not hasattr(processor, "post_process_super_resolution"):
-            processor = EfficientViTSRImageProcessor()
-    model_scale = getattr(model.config, "upscale", None)
-    if scale is not None and model_scale != scale:
-        raise ValueError(f"the model {name!r} upscales x{model_scale}, not x{scale}.")
-    return model.eval(), processor
-
-
 __all__ = [
     "EMBEDDED_SR_NAME",
     "embedded_sr_checkpoint",
     "has_embedded_sr_checkpoint",
     "require_embedded_sr_checkpoint",
-    "load_sr_model",
 ]

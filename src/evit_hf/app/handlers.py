@@ -18,6 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from ..predict import bicubic_comparison, segment_image, upscale_image
+from ..predict.drawing import (
+    PROMPT_COLOUR,
+    class_shares,
+    distinct_colour,
+    draw_box_corner,
+    draw_masks,
+    draw_prompts,
+    draw_segmentation,
+)
 from .state import DemoState, InputError, LoadedImage, ModelUnavailable
 
 POSITIVE, NEGATIVE, BOX = "Positive point", "Negative point", "Box corner"
@@ -78,7 +88,7 @@ def sam_upload(state: DemoState, image) -> Reply:
     except (InputError, ModelUnavailable, ValueError) as err:
         return _error(str(err), prompts=SamPrompts())
     how = "reused from the cache" if cached else "computed once for this image and reused for every click"
-    message = (f"Image embedding: **{_ms(entry.embed_ms)}** ({how}). "
+    message = (f"Image embedding: **{_ms(entry.embedding.encode_ms)}** ({how}). "
                f"Click on an object: green = positive point, red = negative point, or two opposite corners of a box.")
     return Reply(loaded.image, _with_notice(message, loaded), prompts=SamPrompts(image_key=loaded.key))
 
@@ -100,15 +110,14 @@ def _page_to_model(loaded: LoadedImage, xy, on_output: bool) -> list[float]:
 
 def _sam_overlay(state: DemoState, loaded: LoadedImage, prompts: SamPrompts) -> tuple[Any, str]:
     """The image with the mask of the current prompts and the prompts drawn; the message with the latencies."""
-    from ..commands.sam import PROMPT_COLOUR, draw_masks, draw_prompts
-
     entry, cached = state.sam.embedding(loaded)
     mask, score, decode_ms = state.sam.decode(entry, prompts.points, prompts.labels, prompts.box)
     overlay = draw_prompts(draw_masks(loaded.image, [mask], [PROMPT_COLOUR], 0.5),
                            prompts.points, prompts.labels, prompts.box)
     _draw_corner(overlay, prompts.corner)
-    embedding = (f"image embedding **{_ms(entry.embed_ms)}** (cached: computed once for this image)" if cached
-                 else f"image embedding **{_ms(entry.embed_ms)}** (computed now, reused for the next clicks)")
+    encode_ms = _ms(entry.embedding.encode_ms)
+    embedding = (f"image embedding **{encode_ms}** (cached: computed once for this image)" if cached
+                 else f"image embedding **{encode_ms}** (computed now, reused for the next clicks)")
     counts = f"{prompts.labels.count(1)} positive, {prompts.labels.count(0)} negative point(s)"
     counts += ", 1 box" if prompts.box is not None else ""
     message = (f"Mask decoder: **{_ms(decode_ms)}** per click · {embedding}. Predicted IoU {score:.3f}; the mask "
@@ -117,18 +126,9 @@ def _sam_overlay(state: DemoState, loaded: LoadedImage, prompts: SamPrompts) -> 
 
 
 def _draw_corner(overlay, corner: list[float] | None) -> None:
-    """The pending first corner of a box as a small cross."""
-    if corner is None:
-        return
-    from PIL import ImageDraw
-
-    from ..commands.sam import POSITIVE_COLOUR
-
-    x, y = corner
-    arm = max(4, round(min(overlay.size) / 60))
-    draw = ImageDraw.Draw(overlay)
-    draw.line([x - arm, y, x + arm, y], fill=POSITIVE_COLOUR, width=2)
-    draw.line([x, y - arm, x, y + arm], fill=POSITIVE_COLOUR, width=2)
+    """The pending first corner of a box, if any."""
+    if corner is not None:
+        draw_box_corner(overlay, corner)
 
 
 def _sam_render(state: DemoState, loaded: LoadedImage, prompts: SamPrompts, note: str = "") -> Reply:
@@ -216,21 +216,19 @@ def sam_everything(state: DemoState, image, points_per_side: int = 8, pred_iou_t
 
     Every grid point is one prompt through the mask decoder (about 0.3 s each for SAM-L0 on one CPU core), so
     the grid is at most 32x32, the original's."""
-    from ..commands.sam import distinct_colour, draw_masks
-
     try:
         loaded = state.load_image(image)
         points_per_side = int(points_per_side)
         if not 1 <= points_per_side <= MAX_POINTS_PER_SIDE:
             raise InputError(f"Points per side must be between 1 and {MAX_POINTS_PER_SIDE}, got {points_per_side}.")
-        masks, scores, timing = state.sam.everything(loaded, points_per_side, float(pred_iou_thresh),
-                                                     float(stability_score_thresh))
+        result = state.sam.everything(loaded, points_per_side, float(pred_iou_thresh), float(stability_score_thresh))
     except (InputError, ModelUnavailable, ValueError) as err:
         return _error(str(err))
+    masks = result.masks
     overlay = draw_masks(loaded.image, masks, [distinct_colour(i) for i in range(len(masks))], 0.5)
     message = (f"Segment everything: **{len(masks)} masks** from a {points_per_side}x{points_per_side} point grid; "
-               f"image embedding **{_ms(timing['embedding_ms'])}**, masks (decoder, filtering, NMS) "
-               f"**{_ms(timing['mask_ms'])}**.")
+               f"image embedding **{_ms(result.embedding_ms)}**, masks (decoder, filtering, NMS) "
+               f"**{_ms(result.mask_ms)}**.")
     if not masks:
         message += (f" No mask passed the quality thresholds (predicted IoU > {pred_iou_thresh:g}, stability > "
                     f"{stability_score_thresh:g}); lower them in the settings.")
@@ -240,8 +238,6 @@ def sam_everything(state: DemoState, image, points_per_side: int = 8, pred_iou_t
 # -------------------------------------------------------------------------------------- segmentation
 def seg_run(state: DemoState, image, model_name: str | None = None) -> Reply:
     """The colour overlay of the image's semantic segmentation with a legend of the classes present."""
-    from ..commands.segment import draw_overlay, segment_image
-
     names = list(state.seg)
     model_name = model_name or (names[0] if names else None)
     try:
@@ -254,39 +250,29 @@ def seg_run(state: DemoState, image, model_name: str | None = None) -> Reply:
         elapsed = (time.perf_counter() - start) * 1e3
     except (InputError, ModelUnavailable, ValueError) as err:
         return _error(str(err))
-    id2label = model.config.id2label
-    canvas = draw_overlay(loaded.image, segmentation, id2label, 0.5)
-    ids, counts = np.unique(segmentation, return_counts=True)
-    order = np.argsort(-counts)
-    largest = ", ".join(f"{id2label.get(int(ids[i]), str(ids[i]))} {100 * counts[i] / segmentation.size:.1f}%"
-                        for i in order[:5])
+    canvas = draw_segmentation(loaded.image, segmentation, model.config.id2label, 0.5)
+    shares = class_shares(segmentation, model.config.id2label)
+    largest = ", ".join(f"{share.label} {100 * share.share:.1f}%" for share in shares[:5])
     message = (f"`{model_name}`: **{_ms(elapsed)}** (preprocessing, model, upsampling to "
-               f"{loaded.image.width}x{loaded.image.height}); {len(ids)} classes present, largest: {largest}.")
+               f"{loaded.image.width}x{loaded.image.height}); {len(shares)} classes present, largest: {largest}.")
     return Reply(canvas, _with_notice(message, loaded))
 
 
 # ---------------------------------------------------------------------------------- super-resolution
 def sr_run(state: DemoState, image) -> Reply:
     """Bicubic and the model's upscaling side by side (the shipped x2 checkpoint by default)."""
-    from PIL import Image
-
-    from ..commands.upscale import side_by_side
-    from ..models.efficientvit.pipeline_efficientvit_sr import SuperResolutionPipeline
-
     try:
         loaded = state.load_image(image, for_sr=True)
         model, processor = state.sr.get()
-        upscaler = SuperResolutionPipeline(model=model, image_processor=processor, device="cpu")
         start = time.perf_counter()
-        result = upscaler(loaded.image, tile_size=None)  # one pass: the size limit bounds memory, tiles cost time
+        # one pass: the size limit bounds memory, tiles would cost time
+        result = upscale_image(loaded.image, model, processor)
         elapsed = (time.perf_counter() - start) * 1e3
     except (InputError, ModelUnavailable, ValueError) as err:
         return _error(str(err))
     scale = model.config.upscale
-    rgb = processor.post_process_super_resolution(processor(loaded.image, return_tensors="pt")["pixel_values"])[0]
-    bicubic = rgb.resize(result.size, Image.Resampling.BICUBIC)
     name = state.config.sr_model or "shipped x2 checkpoint"
-    canvas = side_by_side(bicubic, result, f"bicubic x{scale}", f"EfficientViT-SR x{scale} ({name})")
+    canvas = bicubic_comparison(loaded.image, result, processor, scale, name)
     message = (f"`{name}`: **{_ms(elapsed)}** for x{scale} of {loaded.image.width}x{loaded.image.height} -> "
                f"{result.width}x{result.height} (bicubic left, model right).")
     return Reply(canvas, _with_notice(message, loaded))

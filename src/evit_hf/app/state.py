@@ -2,11 +2,12 @@
 uploaded images and the SAM image-embedding cache.
 
 This module owns `AppConfig` (which models, size limits), `model_status` (can a model be loaded here, checked
-at start-up without loading it: preset, folder, Hub cache, Hub reachable), `LazyModel` (loads on first use,
-remembers a failure as a readable message instead of retrying a 50-second offline download on every click),
-`open_image` (EXIF orientation, readable errors, downscaling of images above the limits with a notice),
-`SamEngine` (the encoder runs once per image: embeddings are cached by image content, every click only runs the
-prompt encoder and mask decoder) and `DemoState`, the one object the handlers share.
+at start-up without loading it, `evit_hf.resolve.locate`, told in the page's words), `LazyModel` (loads with
+`evit_hf.resolve.load_model` on first use, remembers a failure as a readable message instead of retrying a
+50-second offline download on every click), `open_image` (EXIF orientation, readable errors, downscaling of
+images above the limits with a notice), `SamEngine` (`evit_hf.predict.SamPredictor` behind the page: the encoder
+runs once per image, embeddings are cached by image content, every click only runs the prompt encoder and mask
+decoder) and `DemoState`, the one object the handlers share.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..predict import GeneratedMasks, SamAutomaticMaskGenerator, SamImageEmbedding, SamPredictor, set_short_side
+from ..resolve import hub_reachable, load_model, locate
 
 SAM_FLAG, SEG_FLAG, SR_FLAG = "--sam-model", "--seg-model", "--sr-model"
 # The environment variables `app.py` (the Space entry) reads; `evit-hf app` takes the flags above.
@@ -132,81 +136,29 @@ def how_to_fix(kind: str) -> str:
     )
 
 
-def _presets(kind: str) -> set[str]:
-    if kind == "sam":
-        from ..models.efficientvit.configuration_efficientvit_sam import SAM_PRESETS
-
-        return set(SAM_PRESETS)
-    if kind == "seg":
-        from ..models.efficientvit.configuration_efficientvit import SEGMENTATION_PRESETS
-
-        return set(SEGMENTATION_PRESETS)
-    from ..models.efficientvit import SR_PRESETS
-
-    return set(SR_PRESETS)
-
-
-_REACHABLE: dict[str, bool] = {}
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers (asked once per process, `timeout` seconds at most); `HF_HUB_OFFLINE`
-    means no."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    endpoint = constants.ENDPOINT
-    if endpoint not in _REACHABLE:
-        import urllib.error
-        import urllib.request
-
-        try:
-            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
-            _REACHABLE[endpoint] = True
-        except urllib.error.HTTPError:  # it answered
-            _REACHABLE[endpoint] = True
-        except (OSError, ValueError):
-            _REACHABLE[endpoint] = False
-    return _REACHABLE[endpoint]
+_KIND_TASKS = {"sam": "mask-generation", "seg": "semantic-segmentation", "sr": "image-to-image"}
 
 
 def model_status(kind: str, name: str | None, online: Callable[[], bool] = hub_reachable) -> ModelStatus:
     """Whether `name` (a preset, a folder, a Hub id; None: the embedded SR checkpoint) can be loaded here."""
     what = _KIND_WORDS[kind]
-    if kind == "sr" and name is None:
-        from ..sr_utils import embedded_sr_checkpoint, has_embedded_sr_checkpoint
-
-        if has_embedded_sr_checkpoint():
-            return ModelStatus(kind, "", True, "the x2 checkpoint shipped in evit-hf (trained weights)")
-        return ModelStatus(kind, "", False, f"the embedded super-resolution checkpoint is missing "
-                                            f"({embedded_sr_checkpoint()}). {how_to_fix(kind)}")
-    name = str(name)
-    if name in _presets(kind):
-        return ModelStatus(kind, name, True, f"preset `{name}` with RANDOM weights: the {what} output is "
-                                             f"meaningless (pass a folder written by `evit-hf convert` or a Hub "
-                                             f"id with `{_KIND_FLAGS[kind]}` for real results)")
-    path = Path(name).expanduser()
-    if path.exists():
-        if (path / "config.json").is_file():
-            return ModelStatus(kind, name, True, f"local folder `{name}`")
-        return ModelStatus(kind, name, False, f"`{name}` is not a saved model folder (no config.json). "
-                                              f"{how_to_fix(kind)}")
-    if name.count("/") != 1 or name.startswith((".", "/", "~")):
-        return ModelStatus(kind, name, False, f"`{name}` is neither a folder, a preset nor a Hub id. "
-                                              f"{how_to_fix(kind)}")
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except ValueError:  # not a valid repo id
-        return ModelStatus(kind, name, False, f"`{name}` is not a valid Hub id. {how_to_fix(kind)}")
-    if isinstance(cached, str):
-        return ModelStatus(kind, name, True, f"Hub model `{name}` (in the local cache)")
-    if online():
-        return ModelStatus(kind, name, True, f"Hub model `{name}` (downloaded on first use)")
-    return ModelStatus(kind, name, False, f"the {what} model `{name}` is not in the local Hugging Face cache and "
-                                          f"the Hub cannot be reached (offline). {how_to_fix(kind)}")
+    where = locate(name, _KIND_TASKS[kind], online)
+    name = "" if name is None else str(name)
+    notes = {
+        "embedded": "the x2 checkpoint shipped in evit-hf (trained weights)",
+        "embedded-missing": f"the embedded super-resolution checkpoint is missing ({where.path}). {how_to_fix(kind)}",
+        "preset": f"preset `{name}` with RANDOM weights: the {what} output is meaningless (pass a folder written by "
+                  f"`evit-hf convert` or a Hub id with `{_KIND_FLAGS[kind]}` for real results)",
+        "folder": f"local folder `{name}`",
+        "not-a-model-folder": f"`{name}` is not a saved model folder (no config.json). {how_to_fix(kind)}",
+        "not-a-name": f"`{name}` is neither a folder, a preset nor a Hub id. {how_to_fix(kind)}",
+        "invalid-hub-id": f"`{name}` is not a valid Hub id. {how_to_fix(kind)}",
+        "hub-cache": f"Hub model `{name}` (in the local cache)",
+        "hub": f"Hub model `{name}` (downloaded on first use)",
+        "hub-offline": f"the {what} model `{name}` is not in the local Hugging Face cache and the Hub cannot be "
+                       f"reached (offline). {how_to_fix(kind)}",
+    }
+    return ModelStatus(kind, name, where.available, notes[where.kind])
 
 
 # -------------------------------------------------------------------------------------------- lazy models
@@ -253,29 +205,13 @@ class LazyModel:
             raise ModelUnavailable(self._error)
 
 
-def _sam_loader(name: str) -> Callable[[], tuple[Any, Any]]:
+def _loader(kind: str, name: str | None, seg_short_side: int | None = None) -> Callable[[], tuple[Any, Any]]:
+    """Loads (model, processor) of `kind` with the resolver; segmentation at `seg_short_side` when given."""
     def load():
-        from ..commands.sam import load_model_and_processor
-
-        return load_model_and_processor(name)
-
-    return load
-
-
-def _seg_loader(name: str, short_side: int | None) -> Callable[[], tuple[Any, Any]]:
-    def load():
-        from ..commands.segment import load_model_and_processor
-
-        return load_model_and_processor(name, short_side)
-
-    return load
-
-
-def _sr_loader(name: str | None) -> Callable[[], tuple[Any, Any]]:
-    def load():
-        from ..sr_utils import load_sr_model
-
-        return load_sr_model(name)
+        model, processor, _ = load_model(name, _KIND_TASKS[kind])
+        if kind == "seg":
+            set_short_side(processor, seg_short_side)
+        return model, processor
 
     return load
 
@@ -362,11 +298,10 @@ def open_image(image, max_side: int = MAX_SIDE, max_megapixels: float = MAX_MEGA
 # ----------------------------------------------------------------------------------------------- SAM
 @dataclass
 class CachedEmbedding:
-    """One image's SAM embedding and what computing it cost."""
+    """One image's SAM embedding (with what computing it cost: `embedding.encode_ms`)."""
 
     key: str
-    embedding: Any    # evit_hf.commands.sam.SamImageEmbedding
-    embed_ms: float
+    embedding: SamImageEmbedding
 
 
 class SamEngine:
@@ -380,22 +315,23 @@ class SamEngine:
         self._encode_lock = threading.Lock()
         self.encoder_runs = 0
 
+    def _predictor(self) -> SamPredictor:
+        """A predictor of the model (cheap; one per request, so that concurrent clicks never share an image)."""
+        return SamPredictor(*self.model.get())
+
     def embedding(self, loaded: LoadedImage) -> tuple[CachedEmbedding, bool]:
         """The image's embedding and whether it came from the cache (else the encoder ran now)."""
-        from ..commands.sam import embed_image
-
         key = loaded.key or image_key(loaded.image)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key], True
-        model, processor = self.model.get()
+        predictor = self._predictor()
         with self._encode_lock:  # two events for the same new image (upload, click) encode it once
             with self._lock:
                 if key in self._cache:
                     return self._cache[key], True
-            embedding, embed_ms = embed_image(loaded.image, model, processor)
-            entry = CachedEmbedding(key, embedding, embed_ms)
+            entry = CachedEmbedding(key, predictor.set_image(loaded.image))
             with self._lock:
                 self.encoder_runs += 1
                 self._cache[key] = entry
@@ -405,21 +341,21 @@ class SamEngine:
 
     def decode(self, entry: CachedEmbedding, points: list | None = None, labels: list | None = None,
                box: list | None = None) -> tuple[np.ndarray, float, float]:
-        """(mask (H, W) bool, predicted IoU, decoder ms) of the prompts on a cached embedding."""
-        from ..commands.sam import decode_mask
-
-        model, processor = self.model.get()
-        return decode_mask(entry.embedding, model, processor, points or None, labels or None, box)
+        """(mask (H, W) bool, predicted IoU, decoder ms) of the best mask of the prompts on a cached embedding."""
+        predictor = self._predictor()
+        predictor.set_embedding(entry.embedding)
+        start = time.perf_counter()
+        mask, score = predictor.predict(points or None, labels or None, box).best()
+        return mask.numpy(), float(score), (time.perf_counter() - start) * 1e3
 
     def everything(self, loaded: LoadedImage, points_per_side: int, pred_iou_thresh: float,
-                   stability_score_thresh: float) -> tuple[list[np.ndarray], list[float], dict]:
-        """Automatic mask generation on a grid (the pipeline computes its own embedding)."""
-        from ..commands.sam import generate_masks
-
+                   stability_score_thresh: float) -> GeneratedMasks:
+        """Automatic mask generation on a grid (the generator computes its own embedding)."""
         model, processor = self.model.get()
-        with self._encode_lock:  # the pipeline patches the model's get_image_embeddings while it runs
-            return generate_masks(loaded.image, model, processor, points_per_side, pred_iou_thresh,
-                                  stability_score_thresh)
+        generator = SamAutomaticMaskGenerator(model, processor, points_per_side, pred_iou_thresh,
+                                              stability_score_thresh)
+        with self._encode_lock:  # the generator wraps the model's get_image_embeddings while it runs
+            return generator.generate(loaded.image)
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -443,11 +379,11 @@ class DemoState:
         sr_status = model_status("sr", config.sr_model, online)
         return cls(
             config=config,
-            sam=SamEngine(LazyModel("sam", config.sam_model, _sam_loader(config.sam_model), sam_status),
+            sam=SamEngine(LazyModel("sam", config.sam_model, _loader("sam", config.sam_model), sam_status),
                           config.embedding_cache_size),
-            seg={name: LazyModel("seg", name, _seg_loader(name, config.seg_short_side), status)
+            seg={name: LazyModel("seg", name, _loader("seg", name, config.seg_short_side), status)
                  for name, status in seg_statuses.items()},
-            sr=LazyModel("sr", config.sr_model, _sr_loader(config.sr_model), sr_status),
+            sr=LazyModel("sr", config.sr_model, _loader("sr", config.sr_model), sr_status),
             statuses=[sam_status, *seg_statuses.values(), sr_status],
         )
 

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import count_macs, current_rss_bytes, environment, markdown_table, p90
+from ..reference.peers import peer_model
+from .core import current_rss_bytes, environment, gmacs, markdown_table, p90, time_callable
 
 BACKENDS = ("pytorch", "pytorch-plain", "compile", "onnxruntime", "onnxruntime-int8", "tflite", "tensorrt")
 DEFAULT_BACKENDS = ("pytorch", "pytorch-plain", "onnxruntime", "onnxruntime-int8", "tflite", "tensorrt")
@@ -213,26 +214,6 @@ def _tensorrt_runner(graph, inputs, workdir: Path) -> Runner:
     return Runner("tensorrt", "fp16 (attention, norms fp32)", call, note="includes the device-to-host copy")
 
 
-def peer_model(name: str) -> tuple[torch.nn.Module, Callable[[torch.Tensor], object]]:
-    """A random-weight transformers peer and the call that times it."""
-    if name.startswith("segformer-"):
-        from .segmentation import segformer_model
-
-        model = segformer_model(name)
-        return model, lambda pixels: model(pixel_values=pixels).logits
-    if name == "sam-vit-b":
-        from transformers import SamConfig, SamModel
-
-        model = SamModel(SamConfig()).eval()
-        return model, lambda pixels: model.get_image_embeddings(pixels)
-    if name.startswith("swin2sr"):
-        from .super_resolution import swin2sr_model
-
-        model = swin2sr_model(2)
-        return model, lambda pixels: model(pixel_values=pixels).reconstruction
-    raise ValueError(f"Unknown peer {name!r}.")
-
-
 def time_in_blocks(functions: dict[str, Callable[[], object]], budget_s: float, max_runs: int,
                    passes: int = 2) -> dict[str, list[float]]:
     """Times (ms) of every function, timed in blocks: `passes` passes over the functions, each function running
@@ -273,12 +254,12 @@ def bench_case(case: Case, backends: tuple[str, ...] = DEFAULT_BACKENDS, batch: 
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows for one case: every available back end, then the peer; back ends that cannot run give a row
     with the reason in `note` and no timing."""
-    from ..export.loading import preset_model
     from ..export.specs import export_graphs
+    from ..resolve import preset_model
 
     say = progress or (lambda message: None)
     torch.set_num_threads(threads)
-    model = preset_model(case.preset)
+    model = preset_model(case.preset, seed=0)
     graph = export_graphs(model, None, case.size)[0]  # SAM: the image encoder
     inputs = graph.sample_inputs(batch, case.size)
     runners: dict[str, Runner] = {}
@@ -321,18 +302,13 @@ def bench_case(case: Case, backends: tuple[str, ...] = DEFAULT_BACKENDS, batch: 
     for row in rows:
         row["ratio"] = reference_ms / row["median_ms"]
         row["reference"] = reference_name
-    try:
-        gmacs = count_macs(graph.module, *[tuple(t.shape) for t in inputs]) / 1e9
-    except Exception:  # noqa: BLE001  (an op without a meta kernel: leave the column empty)
-        gmacs = None
+    graph_gmacs = gmacs(graph.module, *[tuple(t.shape) for t in inputs])
     for row in rows:
-        row["gmacs"] = gmacs if row["model"] == case.preset else None
+        row["gmacs"] = graph_gmacs if row["model"] == case.preset else None
     return rows + skipped
 
 
 def _peer_row(case: Case, batch: int, threads: int) -> dict:
-    from .core import time_callable
-
     torch.manual_seed(0)
     _reset_peak_rss()
     before = _rss_mb()

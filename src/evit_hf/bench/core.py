@@ -1,4 +1,10 @@
-"""Timing and MAC counting shared by every benchmark, plus a record of the setting it ran under."""
+"""The timing core every benchmark (and `evit-hf demo`'s zoo, and the release cards) measures with.
+
+Owns timing (`time_callable`, `time_round_robin`, `time_pixel_model`, `p90`, `intra_op_threads`), the one MAC
+counter (`count_macs` on the meta device; `gmacs` for a table column that stays empty where an op has no meta
+kernel), parameter and memory counts, the record of the setting a measurement ran under (`environment`,
+`measured_setting`) and markdown tables (`markdown_table`, `table_with_setting`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -44,6 +51,21 @@ def time_round_robin(functions: dict[str, Callable[[], object]], budget_s: float
             times[name].append((time.perf_counter() - t0) * 1e3)
         rounds += 1
     return times
+
+
+@contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads (`None`: leave them), restored afterwards.
+
+    Never time next to another torch job: two processes with 2 threads each on 2 cores slow each other
+    down by up to 100x (OpenMP barriers)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def p90(values: list[float]) -> float:
@@ -85,6 +107,14 @@ def count_macs(model: nn.Module, *inputs_shape: tuple[int, ...], **kwargs) -> fl
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         meta_model(*inputs, **kwargs)
     return counter.get_total_flops() / 2
+
+
+def gmacs(model: nn.Module, *inputs_shape: tuple[int, ...], **kwargs) -> float | None:
+    """`count_macs` in billions, or `None` where an op has no meta kernel (the table column stays empty)."""
+    try:
+        return count_macs(model, *inputs_shape, **kwargs) / 1e9
+    except Exception:  # noqa: BLE001  (any op without a meta kernel raises its own error type)
+        return None
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -133,3 +163,8 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(k)) for k, _ in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_with_setting(rows: list[dict], columns: list[tuple[str, str]], note: str) -> str:
+    """`markdown_table(rows, columns)`, then `note` and the setting the rows were measured in."""
+    return markdown_table(rows, columns) + f"\n\n{note}\nsetting: {measured_setting(rows)}"

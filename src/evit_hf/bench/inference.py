@@ -6,7 +6,7 @@ state dict with our converter, and times, in the same process and interleaved ro
 change in machine load hits every row alike):
 
 - `original`: the original implementation's forward (skipped, with the reason, where it is not importable:
-  see `bench.original`);
+  see `reference.original`);
 - `evit-hf plain`: our model with `set_inference_optimizations(False)` (the op-by-op graph of the original);
 - `evit-hf`: our default eval-mode graph (BatchNorm folded, channels-last, oneDNN-fused conv + activation);
 - `evit-hf compiled` (with `compile=True`): `torch.compile` with Inductor freezing; its warm-up is reported.
@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
-from .core import count_macs, markdown_table, measured_setting, p90, time_callable, time_round_robin
-from .original import OriginalUnavailable, original_pair
-from .segmentation import tune_allocator
+from ..optimization import tune_cpu_allocator
+from ..reference import randomize_
+from ..reference.original import OriginalUnavailable, build_original
+from .core import count_macs, intra_op_threads, markdown_table, measured_setting, p90, time_callable, time_round_robin
 
 # (variant, (height, width)): what issue 11 asks for, at the resolutions the models are used at.
 DEFAULT_CASES: tuple[tuple[str, tuple[int, int]], ...] = (
@@ -68,6 +70,33 @@ def gemm_peak_gmacs(size: int = GEMM_SIZE, budget_s: float = 2.0) -> float:
     with torch.inference_mode():
         timing = time_callable(lambda: a @ b, warmup=2, budget_s=budget_s, min_runs=3)
     return size**3 / (timing["median_ms"] / 1e3) / 1e9
+
+
+class SamEncoder(nn.Module):
+    """An EfficientViT-SAM model's image encoder as a module of pixels (`get_image_embeddings`)."""
+
+    def __init__(self, sam_model: nn.Module) -> None:
+        super().__init__()
+        self.sam = sam_model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.sam.get_image_embeddings(pixel_values)
+
+
+def original_pair(variant: str, seed: int = 0) -> tuple[nn.Module, nn.Module, str]:
+    """(original model, evit-hf model with the same weights, source of the original), both in eval mode:
+    the original with `randomize_` weights, ours converted from its state dict with our converter.
+
+    `sam-*` variants give the image encoders (`model.image_encoder` / `model.get_image_embeddings`).
+    """
+    from ..convert import from_original
+
+    original, source = build_original(variant)
+    randomize_(original, seed)
+    ours = from_original(original.state_dict(), variant)
+    if variant.startswith("sam-"):
+        return original.image_encoder.eval(), SamEncoder(ours).eval(), source
+    return original, ours.eval(), source
 
 
 def _output(result) -> torch.Tensor:
@@ -139,7 +168,6 @@ def bench_case(
 def _ours_without_original(variant: str) -> torch.nn.Module:
     """Our model of `variant` with deterministic random weights (when the original cannot be imported)."""
     from ..convert import get_variant
-    from .original import SamEncoder, randomize_
 
     model = randomize_(get_variant(variant).build_model(), seed=0).eval()
     return SamEncoder(model).eval() if variant.startswith("sam-") else model
@@ -154,18 +182,13 @@ def run(
     tune: bool = True,
 ) -> list[dict]:
     """Every case's rows, after measuring the GEMM peak, with `threads` intra-op threads (restored after)."""
-    tuned = tune_allocator() if tune else False
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    tuned = tune_cpu_allocator() if tune else False
+    with intra_op_threads(threads):
         peak = gemm_peak_gmacs()
         rows = []
         for variant, size in cases:
             for row in bench_case(variant, size, budget_s, max_rounds, compile, peak):
                 rows.append({**row, "gemm_peak_gmacs": peak, "allocator_tuned": tuned})
-    finally:
-        torch.set_num_threads(previous)
     return rows
 
 
@@ -195,4 +218,5 @@ def format_table(rows: list[dict]) -> str:
     return text
 
 
-__all__ = ["DEFAULT_CASES", "bench_case", "run", "format_table", "parse_case", "gemm_peak_gmacs"]
+__all__ = ["DEFAULT_CASES", "SamEncoder", "bench_case", "format_table", "gemm_peak_gmacs", "original_pair",
+           "parse_case", "run"]

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from .core import (
-    count_macs,
     count_parameters,
     current_rss_bytes,
+    gmacs,
     markdown_table,
     measured_setting,
     time_callable,
@@ -103,9 +103,9 @@ def measure(target: str, preset: str, mixer: str, size: int, budget_s: float = 1
     """One row, measured in this process: peak RSS growth of the first forward pass (with `memory`, meaningful
     in a fresh process only), then the latency, as `time_pixel_model` does (a probe run; a forward too slow to
     repeat three times within `budget_s` reports that single run)."""
-    from .segmentation import tune_allocator
+    from ..optimization import tune_cpu_allocator
 
-    tuned = tune_allocator() if tune else False
+    tuned = tune_cpu_allocator() if tune else False
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -151,13 +151,6 @@ def softmax_attention_gb(config, size: int) -> float:
             tokens = math.ceil(size / 2 ** (index + 1)) ** 2
             worst = max(worst, heads * tokens**2 * 4 / 2**30)
     return worst
-
-
-def _gmacs(module: torch.nn.Module, inputs: torch.Tensor) -> float | None:
-    try:
-        return count_macs(module, tuple(inputs.shape)) / 1e9
-    except Exception:  # noqa: BLE001  (an op without a meta kernel: leave the column empty)
-        return None
 
 
 def _extrapolate(points: list[tuple[float, float]], pixels: float) -> float | None:
@@ -218,7 +211,7 @@ def run(
                 pixels = size * size
                 row: dict[str, Any] = {"target": target, "mixer": mixer, "preset": preset, "size": f"{size}x{size}",
                                        "pixels": pixels, "params_m": count_parameters(module) / 1e6,
-                                       "gmacs": _gmacs(module, inputs)}
+                                       "gmacs": gmacs(module, tuple(inputs.shape))}
                 if mixer == "softmax":
                     row["attention_matrix_gb"] = softmax_attention_gb(config, size)
                 del module, inputs

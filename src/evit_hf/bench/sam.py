@@ -2,23 +2,26 @@
 
 This module owns the SAM benchmark: `run()` returns rows and `format_table()` renders them. Rows of kind
 `encoder`: image-encoder latency (batch 1, fp32, eval, `torch.inference_mode`) of each EfficientViT-SAM
-variant at its own resolution (L: 512, XL: 1024) and of `SamModel(SamConfig())` (ViT-B: 768 wide, 12 layers,
-global attention at [2, 5, 8, 11]) at 1024, random weights, its `get_image_embeddings`; `speedup_vs_vitb` is
-ViT-B ms / ours ms; params and encoder GMACs (counted on the meta device). Rows of kind `prompt`: prompt to
-mask (one point with multimask output, one box) from precomputed embeddings. Row of kind `amg`: one run of
-the mask-generation pipeline on a `points_per_side` grid (random weights keep few masks, so NMS / RLE work is
-lighter than with real weights). ViT-B on a 2-core CPU takes tens of seconds per call: every timing does one
-warm-up call and then at least one timed call, more while `budget_s` lasts.
+variant at its own resolution (L: 512, XL: 1024) and of SAM ViT-B (`reference.peers.sam_vit_b_model`) at 1024,
+random weights, its `get_image_embeddings`; `speedup_vs_vitb` is ViT-B ms / ours ms; params and encoder GMACs
+(counted on the meta device). Rows of kind `prompt`: prompt to mask (one point with multimask output, one box)
+from precomputed embeddings. Row of kind `amg`: one run of `predict.SamAutomaticMaskGenerator` on a
+`points_per_side` grid (random weights keep few masks, so NMS / RLE work is lighter than with real weights).
+ViT-B on a 2-core CPU takes tens of seconds per call: every timing does one warm-up call and then at least
+one timed call, more while `budget_s` lasts.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 
-from .core import count_macs, count_parameters, markdown_table, time_callable
+from ..predict import SamAutomaticMaskGenerator
+from ..predict.sam import default_processor
+from ..reference.peers import sam_vit_b_model
+from ..resolve import preset_model
+from .core import count_parameters, gmacs, markdown_table, time_callable
 
 DEFAULT_PRESETS = ("sam-l0", "sam-l1", "sam-l2", "sam-xl0", "sam-xl1")
 REFERENCE = "SAM ViT-B (transformers)"
@@ -27,13 +30,6 @@ REFERENCE = "SAM ViT-B (transformers)"
 def _time(fn: Callable[[], object], budget_s: float) -> dict[str, float]:
     with torch.inference_mode():
         return time_callable(fn, warmup=1, budget_s=budget_s, min_runs=1)
-
-
-def _gmacs(module: torch.nn.Module, resolution: int) -> float | None:
-    try:
-        return count_macs(module, (1, 3, resolution, resolution)) / 1e9
-    except Exception:  # noqa: BLE001  (an op without a meta kernel: leave the column empty)
-        return None
 
 
 def _encode(model: torch.nn.Module, pixels: torch.Tensor, store: dict) -> torch.Tensor:
@@ -56,11 +52,8 @@ def _prompt_rows(name: str, model: torch.nn.Module, embeddings: torch.Tensor, bu
 
 
 def _amg_row(preset: str, model: torch.nn.Module, points_per_side: int) -> dict:
-    """One timed run of the mask-generation pipeline on a 512x512 natural image."""
+    """One timed run of automatic mask generation on a 512x512 natural image."""
     from PIL import Image
-    from transformers import pipeline
-
-    from ..models.efficientvit.image_processing_efficientvit_sam import EfficientViTSamImageProcessor
 
     try:
         from skimage.data import astronaut
@@ -68,18 +61,14 @@ def _amg_row(preset: str, model: torch.nn.Module, points_per_side: int) -> dict:
         image = Image.fromarray(astronaut())
     except ImportError:
         image = Image.new("RGB", (512, 512), (120, 90, 60))
-    processor = EfficientViTSamImageProcessor.for_config(model.config)
-    generator = pipeline("mask-generation", model=model, image_processor=processor, points_per_batch=64)
-    start = time.perf_counter()
-    result = generator(image, points_per_crop=points_per_side)
-    elapsed_ms = (time.perf_counter() - start) * 1e3
+    result = SamAutomaticMaskGenerator(model, default_processor(model), points_per_side).generate(image)
     return {
         "kind": "amg",
         "model": f"EfficientViT-SAM-{preset.removeprefix('sam-').upper()}",
         "grid": f"{points_per_side}x{points_per_side}",
         "image": f"{image.width}x{image.height}",
-        "masks": len(result["masks"]),
-        "median_ms": elapsed_ms,
+        "masks": len(result.masks),
+        "median_ms": result.embedding_ms + result.mask_ms,
         "runs": 1,
     }
 
@@ -96,8 +85,7 @@ def run(
     `prompt_preset` (default: the first preset) is the variant whose prompt-to-mask latency is measured; AMG
     runs on `sam-l0` when it is among the presets, else on the first one.
     """
-    from ..models.efficientvit.configuration_efficientvit_sam import SAM_PRESETS, EfficientViTSamConfig
-    from ..models.efficientvit.modeling_efficientvit_sam import EfficientViTSamModel
+    from ..models.efficientvit import SAM_PRESETS
 
     presets = list(presets or DEFAULT_PRESETS)
     unknown = [p for p in presets if p not in SAM_PRESETS]
@@ -111,24 +99,21 @@ def run(
     store: dict[str, torch.Tensor] = {}  # the last image embeddings, reused for the prompt rows
     torch.manual_seed(0)
     if reference:
-        from transformers import SamConfig, SamModel
-
-        sam = SamModel(SamConfig()).eval()
+        sam = sam_vit_b_model()
         pixels = torch.randn(1, 3, 1024, 1024)
         rows.append({
             "kind": "encoder",
             "model": REFERENCE,
             "resolution": 1024,
             "params_m": count_parameters(sam.vision_encoder) / 1e6,
-            "gmacs": _gmacs(sam.vision_encoder, 1024),
+            "gmacs": gmacs(sam.vision_encoder, (1, 3, 1024, 1024)),
             **_time(lambda: _encode(sam, pixels, store), budget_s),
         })
         prompt_rows += _prompt_rows(REFERENCE, sam, store["embeddings"], budget_s)
         del sam
     for preset in presets:
-        config = EfficientViTSamConfig.from_preset(preset)
-        model = EfficientViTSamModel(config).eval()
-        resolution = config.encoder_image_size
+        model = preset_model(preset)
+        resolution = model.config.encoder_image_size
         pixels = torch.randn(1, 3, resolution, resolution)
         name = f"EfficientViT-SAM-{preset.removeprefix('sam-').upper()}"
         rows.append({
@@ -136,7 +121,7 @@ def run(
             "model": name,
             "resolution": resolution,
             "params_m": count_parameters(model.vision_encoder) / 1e6,
-            "gmacs": _gmacs(model.vision_encoder, resolution),
+            "gmacs": gmacs(model.vision_encoder, (1, 3, resolution, resolution)),
             **_time(lambda m=model, x=pixels: _encode(m, x, store), budget_s),
         })
         if preset == prompt_preset:

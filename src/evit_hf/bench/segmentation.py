@@ -5,7 +5,7 @@ batch 1), so the ratios are comparable. Reported per model and input size: param
 the speed-up over SegFormer-B0/B1/B2 at the same size (`segformer_ms / ours_ms`), and the growth factor
 from 512x1024 to 1024x2048 (`ms(1024x2048) / ms(512x1024)`; 4.0 means linear in pixels).
 
-Setting: on glibc, `tune_allocator()` keeps large activations on the heap instead of mmap/munmap'ing them on
+Setting: on glibc, `tune_cpu_allocator()` keeps large activations on the heap instead of mmap/munmap'ing them on
 every forward pass (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=1 GiB, M_TOP_PAD=64 MiB; 3x faster EfficientViT-Seg
 at 1024x2048 on the reference 2-vCPU VM). `GOMP_SPINCOUNT=10000000` must be set in the environment before
 Python starts to take effect (OpenMP reads it when torch loads), so it is documented, not set, here.
@@ -17,34 +17,12 @@ from collections.abc import Sequence
 
 import torch
 
-from ..optimization import tune_cpu_allocator as tune_allocator
-from .core import count_parameters, markdown_table, measured_setting, time_pixel_model
+from ..optimization import tune_cpu_allocator
+from ..reference.peers import SEGFORMER_CONFIGS, segformer_model
+from ..resolve import preset_model
+from .core import count_parameters, intra_op_threads, table_with_setting, time_pixel_model
 
-# The official SegFormer hyperparameters (mit-b0/b1/b2 encoders, all-MLP decoder).
-SEGFORMER_CONFIGS: dict[str, dict] = {
-    "segformer-b0": {"hidden_sizes": [32, 64, 160, 256], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
-    "segformer-b1": {"hidden_sizes": [64, 128, 320, 512], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
-    "segformer-b2": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 6, 3], "decoder_hidden_size": 768},
-}
-_SEGFORMER_COMMON = {
-    "num_attention_heads": [1, 2, 5, 8], "sr_ratios": [8, 4, 2, 1], "mlp_ratios": [4, 4, 4, 4], "num_labels": 19,
-}
-
-def segformer_model(name: str) -> torch.nn.Module:
-    """A random-weight transformers SegformerForSemanticSegmentation with the official B0/B1/B2 shapes."""
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-    if name not in SEGFORMER_CONFIGS:
-        raise ValueError(f"Unknown SegFormer size {name!r}; expected one of {sorted(SEGFORMER_CONFIGS)}.")
-    config = SegformerConfig(**_SEGFORMER_COMMON, **SEGFORMER_CONFIGS[name])
-    return SegformerForSemanticSegmentation(config).eval()
-
-
-def efficientvit_model(preset: str) -> torch.nn.Module:
-    from ..models.efficientvit import EfficientViTConfig
-    from ..models.efficientvit.modeling_efficientvit_seg import EfficientViTForSemanticSegmentation
-
-    return EfficientViTForSemanticSegmentation(EfficientViTConfig.from_preset(preset)).eval()
+PEER_FAMILY = "transformers SegFormer"
 
 
 def run(
@@ -79,27 +57,21 @@ def run(
             raise ValueError(
                 f"Sizes must be multiples of 32 (EfficientViT's total stride), got {height}x{width}."
             )
-    tuned = tune_allocator() if tune else False
-    models = [(p, "EfficientViT-Seg", efficientvit_model) for p in presets]
+    tuned = tune_cpu_allocator() if tune else False
+    models = [(p, "EfficientViT-Seg", lambda p=p: preset_model(p)) for p in presets]
     if peers:
         names = list(peer_models) if peer_models is not None else list(SEGFORMER_CONFIGS)
-        models += [(name, "transformers SegFormer", segformer_model) for name in names]
-
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+        models += [(name, PEER_FAMILY, lambda name=name: segformer_model(name)) for name in names]
     rows: list[dict] = []
-    try:
+    with intra_op_threads(threads):
         for name, family, build in models:
-            model = build(name)
+            model = build()
             params = count_parameters(model) / 1e6
             for size in sizes:
                 timing = time_pixel_model(model, size, budget_s, max_runs)
                 rows.append({"model": name, "family": family, "size": f"{size[0]}x{size[1]}", "params_m": params,
                              "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing})
             del model
-    finally:
-        torch.set_num_threads(previous_threads)
     _add_ratios(rows, sizes)
     return rows
 
@@ -110,7 +82,7 @@ def _add_ratios(rows: list[dict], sizes: list[tuple[int, int]]) -> None:
     for row in rows:
         for peer in SEGFORMER_CONFIGS:
             peer_row = by_key.get((peer, row["size"]))
-            if peer_row is not None and row["family"] != "transformers SegFormer":
+            if peer_row is not None and row["family"] != PEER_FAMILY:
                 row[f"vs_{peer}"] = peer_row["median_ms"] / row["median_ms"]
         if len(labels) > 1:
             small = by_key.get((row["model"], labels[0]))
@@ -129,17 +101,9 @@ COLUMNS = [
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a markdown table, followed by the setting they were measured in."""
-    note = ("Random weights, fp32, eval, torch.inference_mode, batch 1. Ratios > 1: EfficientViT is faster. "
-            "A row with 1 run was too slow for the budget: one timed run after the warm-up is reported.")
-    return markdown_table(rows, COLUMNS) + f"\n\n{note}\nsetting: {measured_setting(rows)}"
+    return table_with_setting(rows, COLUMNS, "Random weights, fp32, eval, torch.inference_mode, batch 1. Ratios > 1: "
+                              "EfficientViT is faster. A row with 1 run was too slow for the budget: one timed run "
+                              "after the warm-up is reported.")
 
 
-def main() -> None:  # python -m evit_hf.bench.segmentation
-    print(format_table(run()))
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["run", "format_table", "segformer_model", "tune_allocator", "SEGFORMER_CONFIGS"]
+__all__ = ["COLUMNS", "format_table", "run"]

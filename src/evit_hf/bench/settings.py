@@ -2,7 +2,7 @@
 
 OpenMP reads its environment when torch loads, so each setting runs in a fresh Python process that times
 our default eval graph of one variant at one size (random weights, batch 1, fp32) and prints one JSON row.
-The settings compared: torch's defaults; glibc allocator tuning (`tune_allocator`: big activations stay on
+The settings compared: torch's defaults; glibc allocator tuning (`tune_cpu_allocator`: big activations stay on
 the heap instead of being mmap'ed and page-faulted back on every forward pass); `GOMP_SPINCOUNT` (idle
 OpenMP workers spin before sleeping, so the next parallel region starts without a wake-up); both; and
 `OMP_WAIT_POLICY=ACTIVE` (workers spin forever); each with the machine's default thread count and with 1.
@@ -28,11 +28,11 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
 _CHILD = """
 import json, statistics, sys, torch
 from evit_hf.bench.core import time_callable
-from evit_hf.bench.segmentation import tune_allocator
+from evit_hf.optimization import tune_cpu_allocator
 from evit_hf.bench.inference import _ours_without_original
 variant, height, width, threads, tune, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \\
     sys.argv[5] == "1", float(sys.argv[6])
-tuned = tune_allocator() if tune else False
+tuned = tune_cpu_allocator() if tune else False
 if threads > 0:
     torch.set_num_threads(threads)
 model = _ours_without_original(variant)

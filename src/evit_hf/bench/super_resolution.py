@@ -3,13 +3,12 @@
 This module owns `evit-hf bench sr`: `run()` returns rows and `format_table()` renders them. Every model
 runs in the same process and setting (random weights, fp32, eval, `torch.inference_mode()`, batch 1) at
 each input size (default 256x256 -> 512x512 and 512x512 -> 1024x1024 for x2). The peer is
-`Swin2SRForImageSuperResolution` in the lightweight x2 configuration of the released
-`caidas/swin2SR-lightweight-x2-64` checkpoint (embed_dim 60, depths [6, 6, 6, 6], 6 heads, window 8, MLP ratio
-2, "pixelshuffledirect" upsampler). Rows report parameters, GMACs (convs, matmuls and linears, counted on
-the meta device), median / min latency and `vs_swin2sr` (Swin2SR ms / ours at the same size; > 1 means
-EfficientViT-SR is faster). Latency of a whole image in one pass (no tiling).
+`Swin2SRForImageSuperResolution` in the lightweight configuration of the released
+`caidas/swin2SR-lightweight-x2-64` checkpoint (`reference.peers`). Rows report parameters, GMACs (convs,
+matmuls and linears, counted on the meta device), median / min latency and `vs_swin2sr` (Swin2SR ms / ours at
+the same size; > 1 means EfficientViT-SR is faster). Latency of a whole image in one pass (no tiling).
 
-Setting: as the segmentation benchmark, glibc's allocator is tuned (`tune_allocator`), and
+Setting: as the segmentation benchmark, glibc's allocator is tuned (`tune_cpu_allocator`), and
 `GOMP_SPINCOUNT=10000000` must be set in the environment before Python starts (documented, not set here).
 """
 
@@ -19,44 +18,13 @@ from collections.abc import Sequence
 
 import torch
 
-from .core import count_macs, count_parameters, markdown_table, measured_setting, time_pixel_model
-from .segmentation import tune_allocator
+from ..optimization import tune_cpu_allocator
+from ..reference.peers import SWIN2SR_LIGHTWEIGHT_X2, SWIN2SR_NAME, swin2sr_model
+from ..resolve import preset_model
+from .core import count_parameters, gmacs, intra_op_threads, table_with_setting, time_pixel_model
 
-SWIN2SR_LIGHTWEIGHT_X2: dict = {
-    "embed_dim": 60,
-    "depths": [6, 6, 6, 6],
-    "num_heads": [6, 6, 6, 6],
-    "window_size": 8,
-    "mlp_ratio": 2.0,
-    "image_size": 64,
-    "upsampler": "pixelshuffledirect",
-    "upscale": 2,
-    "img_range": 1.0,
-    "resi_connection": "1conv",
-}
-SWIN2SR_NAME = "swin2sr-lightweight-x2"
 DEFAULT_PRESETS = ("sr-light-x2",)
-
-
-def swin2sr_model(upscale: int = 2) -> torch.nn.Module:
-    """A random-weight transformers `Swin2SRForImageSuperResolution`, lightweight configuration."""
-    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
-
-    return Swin2SRForImageSuperResolution(Swin2SRConfig(**{**SWIN2SR_LIGHTWEIGHT_X2, "upscale": upscale})).eval()
-
-
-def efficientvit_sr_model(preset: str) -> torch.nn.Module:
-    from ..models.efficientvit.configuration_efficientvit_sr import EfficientViTSRConfig
-    from ..models.efficientvit.modeling_efficientvit_sr import EfficientViTForImageSuperResolution
-
-    return EfficientViTForImageSuperResolution(EfficientViTSRConfig.from_preset(preset)).eval()
-
-
-def _gmacs(model: torch.nn.Module, size: tuple[int, int]) -> float | None:
-    try:
-        return count_macs(model, (1, 3, *size)) / 1e9
-    except Exception:  # noqa: BLE001  (an op without a meta kernel: leave the column empty)
-        return None
+PEER_FAMILY = "transformers Swin2SR"
 
 
 def run(
@@ -76,7 +44,7 @@ def run(
     same size and factor). The peer is built at the factor of the first preset. `threads` sets torch's
     intra-op threads for the run (restored afterwards); never time next to another torch job.
     """
-    from ..models.efficientvit.configuration_efficientvit_sr import SR_PRESETS
+    from ..models.efficientvit import SR_PRESETS
 
     presets = list(presets) if presets is not None else list(DEFAULT_PRESETS)
     unknown = [p for p in presets if p not in SR_PRESETS]
@@ -89,18 +57,14 @@ def run(
             f"Input sizes must be positive{f' multiples of {window} (the Swin2SR window)' if peers else ''}, "
             f"got {sizes}."
         )
-    tuned = tune_allocator() if tune else False
-    models = [(p, "EfficientViT-SR", lambda p=p: efficientvit_sr_model(p)) for p in presets]
+    tuned = tune_cpu_allocator() if tune else False
+    models = [(p, "EfficientViT-SR", lambda p=p: preset_model(p)) for p in presets]
     if peers:
         upscale = SR_PRESETS[presets[0]]["upscale"] if presets else 2
         name = SWIN2SR_NAME.replace("x2", f"x{upscale}")
-        models.append((name, "transformers Swin2SR", lambda u=upscale: swin2sr_model(u)))
-
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+        models.append((name, PEER_FAMILY, lambda u=upscale: swin2sr_model(u)))
     rows: list[dict] = []
-    try:
+    with intra_op_threads(threads):
         for name, family, build in models:
             torch.manual_seed(0)
             model = build()
@@ -111,21 +75,19 @@ def run(
                 rows.append({
                     "model": name, "family": family, "upscale": scale,
                     "size": f"{size[0]}x{size[1]}->{size[0] * scale}x{size[1] * scale}",
-                    "params_m": params, "gmacs": _gmacs(model, size) if macs else None,
+                    "params_m": params, "gmacs": gmacs(model, (1, 3, *size)) if macs else None,
                     "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing,
                 })
             del model
-    finally:
-        torch.set_num_threads(previous_threads)
     _add_ratios(rows)
     return rows
 
 
 def _add_ratios(rows: list[dict]) -> None:
-    peers = {(row["size"], row["upscale"]): row for row in rows if row["family"] == "transformers Swin2SR"}
+    peers = {(row["size"], row["upscale"]): row for row in rows if row["family"] == PEER_FAMILY}
     for row in rows:
         peer = peers.get((row["size"], row["upscale"]))
-        if peer is not None and row["family"] != "transformers Swin2SR":
+        if peer is not None and row["family"] != PEER_FAMILY:
             row["vs_swin2sr"] = peer["median_ms"] / row["median_ms"]
 
 
@@ -137,18 +99,9 @@ COLUMNS = [
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a markdown table, followed by the setting they were measured in."""
-    note = ("Random weights, fp32, eval, torch.inference_mode, batch 1, whole image in one pass. Swin2SR / ours > 1: "
-            "EfficientViT-SR is faster. A row with 1 run was too slow for the budget: one timed run after the "
-            "warm-up is reported.")
-    return markdown_table(rows, COLUMNS) + f"\n\n{note}\nsetting: {measured_setting(rows)}"
+    return table_with_setting(rows, COLUMNS, "Random weights, fp32, eval, torch.inference_mode, batch 1, whole "
+                              "image in one pass. Swin2SR / ours > 1: EfficientViT-SR is faster. A row with 1 run "
+                              "was too slow for the budget: one timed run after the warm-up is reported.")
 
 
-def main() -> None:  # python -m evit_hf.bench.super_resolution
-    print(format_table(run()))
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["run", "format_table", "swin2sr_model", "efficientvit_sr_model", "SWIN2SR_LIGHTWEIGHT_X2"]
+__all__ = ["COLUMNS", "DEFAULT_PRESETS", "format_table", "run"]

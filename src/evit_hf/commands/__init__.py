@@ -1,8 +1,40 @@
-"""`evit-hf` subcommands: each module exposes `register(subparsers)`; shared input helpers live here."""
+"""`evit-hf` subcommands: each module exposes `register(subparsers)` and only adapts arguments to the library
+(`evit_hf.resolve`, `evit_hf.predict`, `evit_hf.convert`, `export`, `bench`, `evaluation`, `release`) and
+prints. What they share lives here: declaring a subcommand with its common options, reading and writing
+images."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
+                summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand `name` that calls `run(args)`; `summary` is its line in `evit-hf --help`."""
+    parser = subparsers.add_parser(name, help=summary, description=description or summary)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_image_io(parser: argparse.ArgumentParser, model_help: str, out_default: str | None,
+                 model_required: bool = True) -> None:
+    """The options of a command that reads one image with a model and writes a picture: IMAGE, --model, --out."""
+    parser.add_argument("image", help="input image file")
+    parser.add_argument("--model", required=model_required, default=None, help=model_help)
+    if out_default is None:
+        parser.add_argument("--out", required=True, help="output image file (e.g. out.png)")
+    else:
+        parser.add_argument("--out", default=out_default, help=f"output image (default: {out_default})")
+
+
+def add_alpha(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--alpha", type=float, default=0.5, help=f"opacity of the {what} (0-1)")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
 def load_image(path: str, mode: str | None = "RGB"):
@@ -19,3 +51,11 @@ def load_image(path: str, mode: str | None = "RGB"):
     except OSError as err:
         raise ValueError(f"cannot read {str(image_path)!r} as an image: {err}") from err
     return image.convert(mode) if mode is not None else image
+
+
+def save_image(image, path: str | Path) -> Path:
+    """Write `image` to `path` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path

@@ -14,14 +14,17 @@ import argparse
 import importlib.util
 import sys
 
+from . import add_command
+
+SUMMARY = "Interactive web demo: click-to-segment (SAM), semantic segmentation, super-resolution."
+DESCRIPTION = (
+    "Serve the EfficientViT web demo (Gradio; needs the `app` extra). Models are saved folders (`evit-hf "
+    "convert`), Hub ids, or preset names (random weights); they load on first use."
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "app",
-        help="Interactive web demo: click-to-segment (SAM), semantic segmentation, super-resolution.",
-        description="Serve the EfficientViT web demo (Gradio; needs the `app` extra). Models are saved folders "
-        "(`evit-hf convert`), Hub ids, or preset names (random weights); they load on first use.",
-    )
+    parser = add_command(subparsers, "app", run, SUMMARY, DESCRIPTION)
     parser.add_argument("--sam-model", default=None,
                         help="EfficientViT-SAM model (default: evit-hf/efficientvit-sam-l0; offline: a converted "
                         "folder, or sam-l0 for random weights)")
@@ -38,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--share", action="store_true",
                         help="also open a public *.gradio.live link (off by default; needs the internet)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

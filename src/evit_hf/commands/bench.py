@@ -7,16 +7,19 @@ import importlib
 import json
 from pathlib import Path
 
+from . import add_command
+
+SUMMARY = "Benchmark EfficientViT against peers in the same run."
+DESCRIPTION = (
+    "cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph against the "
+    "original implementation on identical weights (GMAC/s, share of the GEMM peak); backends: one model on "
+    "every available back end (PyTorch eager, torch.compile, ONNX Runtime fp32/INT8, TFLite, TensorRT) beside "
+    "its peer, with --plot and --config (the recipes in configs/bench/)."
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="Benchmark EfficientViT against peers in the same run.",
-        description="cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph "
-        "against the original implementation on identical weights (GMAC/s, share of the GEMM peak); backends: "
-        "one model on every available back end (PyTorch eager, torch.compile, ONNX Runtime fp32/INT8, TFLite, "
-        "TensorRT) beside its peer, with --plot and --config (the recipes in configs/bench/).",
-    )
+    parser = add_command(subparsers, "bench", run, SUMMARY, DESCRIPTION)
     parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends"],
                         help="which benchmark")
     parser.add_argument(
@@ -52,7 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_command, save_image
+
+SUMMARY = "Model zoo speeds, a short segmentation training run, an overlay and an upscaled photo (offline)."
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="Model zoo speeds, a short segmentation training run, an overlay and an upscaled photo (offline)."
-    )
+    parser = add_command(subparsers, "demo", run, SUMMARY)
     parser.add_argument("--presets", nargs="*", help="presets to show (default: all backbones)")
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per model")
@@ -24,7 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-epochs", type=int, default=3,
                         help="epochs over the synthetic dataset (3: about 2.5 minutes on 2 CPU cores; 0: skip)")
     parser.add_argument("--train-steps", type=int, default=None, help="stop training after this many steps")
-    parser.set_defaults(func=run)
 
 
 def show_zoo(args: argparse.Namespace) -> None:
@@ -42,22 +43,24 @@ def train_and_segment(out: Path, epochs: int, max_steps: int | None = None) -> d
     """Train on the synthetic dataset, then write the overlay of a held-out image; returns the results."""
     from datasets import load_dataset
 
+    from ..predict import segment_image
+    from ..predict.drawing import draw_segmentation
+    from ..resolve import load_model
     from ..training.data import synthetic_segmentation_dir
     from ..training.segmentation import SegmentationArguments, train_segmentation
-    from .segment import draw_overlay, load_model_and_processor, segment_image
 
     print(f"\nTraining EfficientViT-Seg B0 from scratch on the synthetic dataset ({epochs} epochs) ...", flush=True)
     # The defaults are the synthetic recipe (configs/train/seg-synthetic.yaml).
     args = SegmentationArguments(output_dir=str(out / "seg-synthetic"), num_epochs=epochs, max_steps=max_steps,
                                  checkpoint_every_epoch=False)
     results = train_segmentation(args)
-    model, processor = load_model_and_processor(args.output_dir)
+    model, processor, _ = load_model(args.output_dir, "semantic-segmentation")
     held_out = load_dataset(str(synthetic_segmentation_dir()), split="validation", streaming=True)
     example = next(iter(held_out.skip(3)))
     segmentation = segment_image(example["image"], model, processor)
-    overlay = draw_overlay(example["image"].resize((256, 256)), _upscale(segmentation, 256), model.config.id2label)
-    overlay_path = out / "overlay.png"
-    overlay.save(overlay_path)
+    overlay = draw_segmentation(example["image"].resize((256, 256)), _upscale(segmentation, 256),
+                                model.config.id2label)
+    overlay_path = save_image(overlay, out / "overlay.png")
     print(f"Held-out mIoU {100 * results['mean_iou']:.1f}% after {results['train_seconds']:.0f} s of training "
           f"({results['global_step']} steps); model in {args.output_dir}; overlay of a held-out image: {overlay_path}")
     return results
@@ -73,9 +76,10 @@ def upscale_held_out(out: Path, photo: str = "chelsea") -> dict[str, float] | No
 
     from ..data.photos import load_skimage_photo
     from ..metrics.super_resolution import psnr_y
-    from ..models.efficientvit.pipeline_efficientvit_sr import SuperResolutionPipeline
-    from ..sr_utils import has_embedded_sr_checkpoint, load_sr_model
-    from .upscale import side_by_side
+    from ..predict import upscale_image
+    from ..predict.drawing import side_by_side
+    from ..resolve import load_model
+    from ..sr_utils import has_embedded_sr_checkpoint
 
     if not has_embedded_sr_checkpoint():
         print("\nSkipping super-resolution: the embedded x2 checkpoint is not installed.")
@@ -83,14 +87,13 @@ def upscale_held_out(out: Path, photo: str = "chelsea") -> dict[str, float] | No
     original = load_skimage_photo(photo)
     original = original.crop((0, 0, original.width - original.width % 2, original.height - original.height % 2))
     small = original.resize((original.width // 2, original.height // 2), Image.BICUBIC)
-    model, processor = load_sr_model()
-    ours = SuperResolutionPipeline(model=model, image_processor=processor)(small)
+    model, processor, _ = load_model(None, "image-to-image")
+    ours = upscale_image(small, model, processor)
     bicubic = small.resize(original.size, Image.BICUBIC)
     scores = {"bicubic": psnr_y(bicubic, original, 2), "efficientvit-sr-x2": psnr_y(ours, original, 2)}
-    path = out / "sr_side_by_side.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    side_by_side(bicubic, ours, f"bicubic x2: {scores['bicubic']:.2f} dB",
-                 f"EfficientViT-SR x2 (shipped): {scores['efficientvit-sr-x2']:.2f} dB").save(path)
+    path = save_image(side_by_side(bicubic, ours, f"bicubic x2: {scores['bicubic']:.2f} dB",
+                                   f"EfficientViT-SR x2 (shipped): {scores['efficientvit-sr-x2']:.2f} dB"),
+                      out / "sr_side_by_side.png")
     print(f"\nSuper-resolution x2 of the held-out photograph {photo!r} (PSNR-Y vs the original): bicubic "
           f"{scores['bicubic']:.2f} dB, EfficientViT-SR {scores['efficientvit-sr-x2']:.2f} dB "
           f"({scores['efficientvit-sr-x2'] - scores['bicubic']:+.2f} dB); side by side: {path}")

@@ -11,30 +11,29 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_command, add_device
+
 TASKS = ("seg", "cls", "sam", "sr")
+SUMMARY = "Evaluate a model with the paper's protocol (seg, cls, sam, sr); prints a table, writes JSON."
+DESCRIPTION = ("Evaluate a saved folder / Hub id on a dataset (Hub id, local folder or parquet files) with the "
+               "original evaluation protocol.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="Evaluate a model with the paper's protocol (seg, cls, sam, sr); prints a table, writes JSON.",
-        description="Evaluate a saved folder / Hub id on a dataset (Hub id, local folder or parquet files) "
-        "with the original evaluation protocol.",
-    )
+    parser = add_command(subparsers, "eval", run, SUMMARY, DESCRIPTION)
     tasks = parser.add_subparsers(dest="task", required=True)
 
     def task_parser(name: str, help_text: str, data_help: str, onnx: bool = True) -> argparse.ArgumentParser:
-        sub = tasks.add_parser(name, help=help_text, description=help_text)
+        sub = add_command(tasks, name, run, help_text)
         sub.add_argument("--model", required=True, help="saved folder or Hub id (from_pretrained)")
         sub.add_argument("--data", required=True, help=data_help)
         sub.add_argument("--out", default="results.json", help="results JSON (default: results.json)")
         sub.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N images")
-        sub.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+        add_device(sub)
         if onnx:
             sub.add_argument("--onnx", default=None, metavar="FILE",
                              help="score this `evit-hf export` file of --model (e.g. its *_int8.onnx) in ONNX "
                              "Runtime instead of the PyTorch model, with the same preprocessing and metric")
-        sub.set_defaults(func=run)
         return sub
 
     dataset_help = "Hub dataset id, local folder or parquet file/glob"

@@ -8,7 +8,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import add_command
+
 FORMATS = ("onnx", "tflite", "tensorrt")
+SUMMARY = "Export a model to ONNX, TFLite or TensorRT (validated against PyTorch)."
+DESCRIPTION = (
+    "Export a model (folder, Hub id or preset name) for a task. ONNX graphs have dynamic batch, height and width "
+    "(SAM: dynamic batch and number of prompts/points); every file is run and compared with PyTorch, and a "
+    "difference above --atol fails the export."
+)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -22,13 +30,7 @@ def _size(text: str) -> tuple[int, int]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..export.specs import TASKS
 
-    parser = subparsers.add_parser(
-        "export",
-        help="Export a model to ONNX, TFLite or TensorRT (validated against PyTorch).",
-        description="Export a model (folder, Hub id or preset name) for a task. ONNX graphs have dynamic batch, "
-        "height and width (SAM: dynamic batch and number of prompts/points); every file is run and compared "
-        "with PyTorch, and a difference above --atol fails the export.",
-    )
+    parser = add_command(subparsers, "export", run, SUMMARY, DESCRIPTION)
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
     parser.add_argument("--model", required=True, help="folder, Hub id or preset name (random weights)")
     parser.add_argument("--task", choices=["auto", *TASKS], default="auto", help="default: from the model")
@@ -48,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resize", choices=["auto", "bicubic", "bilinear"], default="auto",
                         help="tflite: keep bicubic upsampling (auto: unless it fails to convert) or use bilinear")
     parser.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
-    parser.set_defaults(func=run)
 
 
 def _print_graphs(results) -> None:
@@ -69,9 +70,11 @@ def _save_processor(name: str, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.loading import load_model
+    from ..resolve import load_model
 
-    model, task = load_model(args.model, args.task)
+    # Presets get the deterministic `randomize_` weights: the default init's near-constant outputs would hide
+    # a wrong export from the validation.
+    model, _, task = load_model(args.model, None if args.task == "auto" else args.task, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
     kwargs = {"task": task, "size": args.size}
     if args.atol is not None:
@@ -101,34 +104,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def image_processor_for(name: str, model):
-    """The model's image processor: the folder's own, else the default one of its family (presets)."""
-    from ..models.efficientvit import (
-        SEGMENTATION_PRESETS,
-        EfficientViTImageProcessor,
-        EfficientViTSamImageProcessor,
-        EfficientViTSegImageProcessor,
-        EfficientViTSRImageProcessor,
-    )
-
-    if (Path(name) / "preprocessor_config.json").is_file():
-        from transformers import AutoImageProcessor
-
-        return AutoImageProcessor.from_pretrained(name)
-    if EfficientViTImageProcessor is None:
-        raise ValueError("calibration images need the image processors of transformers >= 5.")
-    if name in SEGMENTATION_PRESETS:
-        return EfficientViTSegImageProcessor.for_dataset(name)
-    kind = type(model).__name__
-    if "Sam" in kind:
-        return EfficientViTSamImageProcessor.for_config(model.config)
-    if "SuperResolution" in kind:
-        return EfficientViTSRImageProcessor()
-    if "Semantic" in kind:
-        return EfficientViTSegImageProcessor.for_dataset("ade20k" if model.config.num_labels == 150 else "cityscapes")
-    return EfficientViTImageProcessor()
-
-
 CALIBRATION_CROP = (256, 256)
 
 
@@ -142,7 +117,11 @@ def _calibration_inputs(args: argparse.Namespace, model, graph) -> list[dict]:
         return calibration_inputs_from_graph(graph, batches=args.calibration_count, size=args.size)
     if not args.calibration_images.is_dir():
         raise ValueError(f"--calibration-images {str(args.calibration_images)!r} is not a folder.")
-    processor = image_processor_for(args.model, model)
+    from ..resolve import load_processor
+
+    processor = load_processor(args.model, model)
+    if processor is None:
+        raise ValueError("calibration images need the image processors of transformers >= 5.")
     # Processors that keep the input size (super-resolution) get center crops (--size, else 256x256).
     max_size = None if getattr(processor, "do_resize", True) else (args.size or CALIBRATION_CROP)
     feeds = list(calibration_inputs_from_images(args.calibration_images, processor, limit=args.calibration_count,

@@ -12,6 +12,10 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from . import add_command
+
+SUMMARY = "Write a built-in synthetic dataset (parquet shards) for offline training."
+
 
 def _write_synthetic(writer: Callable[..., Path], kind: str, args: argparse.Namespace,
                      default_counts: tuple[int, int]) -> Path:
@@ -78,11 +82,8 @@ KINDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     kinds_help = "; ".join(f"{name}: {help_text}" for name, (help_text, _) in KINDS.items())
-    parser = subparsers.add_parser(
-        "make-dataset",
-        help="Write a built-in synthetic dataset (parquet shards) for offline training.",
-        description=f"Write a built-in synthetic dataset in the Hugging Face datasets layout. Kinds: {kinds_help}.",
-    )
+    description = f"Write a built-in synthetic dataset in the Hugging Face datasets layout. Kinds: {kinds_help}."
+    parser = add_command(subparsers, "make-dataset", run, SUMMARY, description)
     parser.add_argument("kind", choices=list(KINDS), help="which dataset to write")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument("--num-train", type=int, default=None,
@@ -93,7 +94,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-shards", type=int, default=4, help="training parquet shards (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

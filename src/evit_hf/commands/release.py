@@ -10,17 +10,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_command
+
+SUMMARY = "Make Hub-ready repo folders (weights, config, processor, code, model card)."
+DESCRIPTION = (
+    "Convert original EfficientViT checkpoints into Hub repos named ORG/efficientvit-b1-r224, "
+    "ORG/efficientvit-seg-l2-cityscapes, ORG/efficientvit-sam-xl1, ORG/efficientvit-sr-light-x2, each with a model "
+    "card (README.md); --push uploads them. In --checkpoints-dir mode the variant comes from the file name, as the "
+    "original authors name their files (efficientvit_b1_r224.pt, efficientvit_seg_l2_cityscapes.pt, "
+    "efficientvit_sam_xl1.pt) or as the repo (efficientvit-b1-r224.pt)."
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "release", help="Make Hub-ready repo folders (weights, config, processor, code, model card).",
-        description="Convert original EfficientViT checkpoints into Hub repos named "
-                    "ORG/efficientvit-b1-r224, ORG/efficientvit-seg-l2-cityscapes, ORG/efficientvit-sam-xl1, "
-                    "ORG/efficientvit-sr-light-x2, each with a model card (README.md); --push uploads them. "
-                    "In --checkpoints-dir mode the variant comes from the file name, as the original authors "
-                    "name their files (efficientvit_b1_r224.pt, efficientvit_seg_l2_cityscapes.pt, "
-                    "efficientvit_sam_xl1.pt) or as the repo (efficientvit-b1-r224.pt).",
-    )
+    parser = add_command(subparsers, "release", run, SUMMARY, DESCRIPTION)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--variant", help="e.g. cls-b1, seg-l2-cityscapes, sam-xl1, sr-light-x2")
     mode.add_argument("--checkpoints-dir", type=Path, help="a folder of original checkpoints (batch mode)")
@@ -40,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="upload each folder to ORG/<repo name> (huggingface_hub; token from HF_TOKEN or login)")
     parser.add_argument("--private", action="store_true", help="with --push: create private repos")
     parser.add_argument("--token", help="with --push: a Hub token (default: huggingface_hub's own lookup)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
 """SAM zero-shot evaluation: box prompts scored with COCOeval, and the interactive click protocol.
 
-Owns prompted inference with one image embedding per image (`SamPredictor`), the box protocol (ground-truth
-or detector boxes -> best-of-three masks -> COCO mask AP; with ground-truth boxes also the mean IoU per
-instance, split by area, as the paper's GT-box table), and the click protocol (`next_click`: RITM's clicker,
-as the original evaluation: each click goes to the error pixel farthest from the error region's boundary,
-positive in a missed region, negative in a wrongly added one; mIoU after N clicks). Data reading and
+Owns the box protocol (ground-truth or detector boxes -> the best of three masks of each, from
+`evit_hf.predict.SamPredictor` with one image embedding per image -> COCO mask AP; with ground-truth boxes
+also the mean IoU per instance, split by area, as the paper's GT-box table), and the click protocol
+(`next_click`: RITM's clicker, as the original evaluation: each click goes to the error pixel farthest from
+the error region's boundary, positive in a missed region, negative in a wrongly added one; mIoU after N
+clicks). Data reading and
 COCOeval live in `evaluation.coco`; IoU is `training.sam_objectives.mask_iou`.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.sa1b import encode_mask
+from ..predict import SamPredictor
 from ..training.metrics import PromptedMaskMetrics
 from ..training.sam_objectives import mask_iou
 from .coco import (
@@ -32,54 +34,6 @@ from .coco import (
 )
 from .lvis import LVIS_AP_NAMES, is_lvis, lvis_mask_ap
 from .runner import EvalResult, positive, progress
-
-PROMPT_BATCH = 16  # prompts decoded at once (bounds the memory of full-resolution masks)
-
-
-class SamPredictor:
-    """Masks for prompts on one image at a time, the image embedded once (`set_image`).
-
-    Prompts are in original-image pixels; each prompt gives SAM's three masks, of which the one with the
-    highest predicted IoU is kept, as in the original COCO/LVIS evaluation.
-    """
-
-    def __init__(self, model, processor) -> None:
-        self.model, self.processor = model, processor
-
-    def set_image(self, image) -> None:
-        inputs = self.processor(images=image, return_tensors="pt")
-        self.original_sizes = inputs["original_sizes"]
-        self.reshaped_sizes = inputs["reshaped_input_sizes"]
-        # Prompt frame / original pixels, per axis (x, y), as SamProcessor scales prompts.
-        self.factor = (self.reshaped_sizes[0] / self.original_sizes[0]).flip(0).double().numpy()
-        with torch.inference_mode():
-            self.embeddings = self.model.get_image_embeddings(inputs["pixel_values"].to(self.model.device))
-
-    def predict(self, boxes: np.ndarray | None = None, points: np.ndarray | None = None,
-                labels: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, H, W) bool masks and (N,) predicted IoUs for N boxes (N, 4) XYXY or point sets (N, K, 2) with
-        labels (N, K) (1 positive, 0 negative)."""
-        count = len(boxes) if boxes is not None else len(points)
-        masks, scores = [], []
-        for start in range(0, count, PROMPT_BATCH):
-            part = slice(start, start + PROMPT_BATCH)
-            prompts: dict[str, torch.Tensor] = {}
-            if boxes is not None:
-                framed = boxes[part] * np.tile(self.factor, 2)
-                prompts["input_boxes"] = torch.as_tensor(framed, dtype=torch.float32)[None]
-            if points is not None:
-                prompts["input_points"] = torch.as_tensor(points[part] * self.factor, dtype=torch.float32)[None]
-                prompts["input_labels"] = torch.as_tensor(labels[part], dtype=torch.int64)[None]
-            with torch.inference_mode():
-                outputs = self.model(image_embeddings=self.embeddings, multimask_output=True,
-                                     **{k: v.to(self.model.device) for k, v in prompts.items()})
-                full = self.processor.post_process_masks(outputs.pred_masks.cpu(), self.original_sizes,
-                                                         self.reshaped_sizes)[0]
-            iou = outputs.iou_scores[0].float().cpu()
-            best = iou.argmax(-1)
-            masks.append(full[torch.arange(len(best)), best].bool())
-            scores.append(iou[torch.arange(len(best)), best])
-        return torch.cat(masks), torch.cat(scores)
 
 
 def next_click(truth: np.ndarray, prediction: np.ndarray, clicked: np.ndarray) -> tuple[np.ndarray, int]:
@@ -114,9 +68,9 @@ def click_ious(predictor: SamPredictor, truth: np.ndarray, num_clicks: int) -> l
         clicked[int(point[1]), int(point[0])] = True
         points.append(point)
         labels.append(label)
-        masks, _ = predictor.predict(points=np.stack(points)[None], labels=np.array(labels)[None])
-        prediction = masks[0].numpy()
-        ious.append(float(mask_iou(masks[0], torch.from_numpy(truth))))
+        mask = predictor.predict_batch(np.stack(points)[None], np.array(labels)[None], best_only=True).masks[0, 0]
+        prediction = mask.numpy()
+        ious.append(float(mask_iou(mask, torch.from_numpy(truth))))
     return ious
 
 
@@ -148,7 +102,7 @@ def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split
     with `clicks` the mIoU after each requested number of clicks. LVIS ground truth (images with
     `neg_category_ids`) is scored the federated LVIS way, with APr/APc/APf; `max_dets` defaults to 100 for
     COCO and 300 for LVIS."""
-    from ..commands.sam import load_model_and_processor
+    from ..resolve import load_model
 
     if max_dets is not None:
         positive("--max-dets", max_dets)
@@ -157,7 +111,7 @@ def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split
         raise ValueError(f"--points must be positive click counts, got {clicks}.")
     detected = load_detections(detections) if detections else None
     source = open_source(data, images, split, max_samples)
-    model, processor = load_model_and_processor(model_name)
+    model, processor, _ = load_model(model_name, "mask-generation")
     model.to(device)
     predictor = SamPredictor(model, processor)
     results: list[dict[str, Any]] = []
@@ -212,9 +166,10 @@ def _box_prompts(predictor: SamPredictor, record: ImageRecord, detected: dict[in
         a for a in record.annotations if a.get("area", 1) >= 1]
     if not prompts:
         return []
-    masks, scores = predictor.predict(boxes=xywh_to_xyxy([p["bbox"] for p in prompts], height, width))
+    boxes = xywh_to_xyxy([p["bbox"] for p in prompts], height, width)
+    prediction = predictor.predict_batch(boxes=boxes, best_only=True)
     results = []
-    for prompt, mask, score in zip(prompts, masks, scores):
+    for prompt, mask, score in zip(prompts, prediction.masks[:, 0], prediction.iou_scores[:, 0]):
         results.append({"image_id": record.image_id, "category_id": prompt.get("category_id", 1),
                         "segmentation": encode_mask(mask.numpy()),
                         "score": float(prompt["score"]) if detected is not None else float(score)})
@@ -224,4 +179,4 @@ def _box_prompts(predictor: SamPredictor, record: ImageRecord, detected: dict[in
     return results
 
 
-__all__ = ["SamPredictor", "click_ious", "evaluate_sam", "next_click"]
+__all__ = ["click_ious", "evaluate_sam", "next_click"]

@@ -79,11 +79,11 @@ def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = No
                               device: str = "cpu", onnx: str | None = None) -> EvalResult:
     """Mean PSNR-Y / SSIM-Y (border crop = scale) of `model_name` (with `onnx`: of that exported file of it, in
     ONNX Runtime) and of bicubic upscaling on `data`."""
-    from ..sr_utils import load_sr_model
+    from ..resolve import load_model
 
     if tile_size:
         check_tile_arguments(tile_size, tile_overlap)
-    model, processor = load_sr_model(model_name, scale=scale)
+    model, processor, _ = load_model(model_name, "image-to-image", scale=scale)
     if onnx is not None:
         from .onnx_model import OnnxRuntimeModel
 

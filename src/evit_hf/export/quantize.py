@@ -441,20 +441,6 @@ def accuracy_delta(
     return AccuracyDelta(outputs, len(batches))
 
 
-def latency_ms(path: str | Path, feeds: Feeds, threads: int = 2, warmup: int = 2, runs: int = 10) -> float:
-    """Median latency in milliseconds of `path` on `feeds` in ONNX Runtime CPU with `threads` threads."""
-    session = ort_session(path, threads)
-    feeds = _feeds(feeds)
-    for _ in range(warmup):
-        session.run(None, feeds)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
 __all__ = [
     "DEFAULT_FP32_SCOPES",
     "DYNAMIC_OP_TYPES",
@@ -466,7 +452,6 @@ __all__ = [
     "accuracy_delta",
     "calibration_inputs_from_graph",
     "calibration_inputs_from_images",
-    "latency_ms",
     "nodes_in_scopes",
     "quantize_dynamic_int8",
     "quantize_static_int8",

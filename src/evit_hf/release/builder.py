@@ -1,6 +1,6 @@
 """Release folders: a checkpoint in, a Hub-ready repo folder out (weights, config, processor, code, card).
 
-Original checkpoints go through `evit_hf.commands.convert.convert_to_folder` (strict conversion,
+Original checkpoints go through `evit_hf.convert.folder.convert_to_folder` (strict conversion,
 `save_pretrained_with_code`); super-resolution, which has no original checkpoint, is re-saved from a saved
 folder (the x2 checkpoint shipped in evit-hf, or a `training/sr.py` output folder) with its training records.
 Then the model card is written as README.md. `release_batch` does a folder of original checkpoints named as
@@ -55,7 +55,7 @@ def release_checkpoint(
     if not Path(checkpoint).is_file():
         raise ValueError(f"Checkpoint {str(checkpoint)!r} does not exist or is not a file.")
     _prepare_out(out, overwrite)
-    from ..commands.convert import convert_to_folder
+    from ..convert.folder import convert_to_folder
 
     convert_to_folder(variant, Path(checkpoint), out, timm=timm,
                       resolution=target.resolution if target.family == "cls" else None)
@@ -72,7 +72,8 @@ def release_sr_folder(
 ) -> Path:
     """Re-save a super-resolution folder as a release: weights, config, processor, code, records, card."""
     from ..hub_utils import save_pretrained_with_code
-    from ..models.efficientvit import EfficientViTForImageSuperResolution, EfficientViTSRConfig
+    from ..models.efficientvit import EfficientViTSRConfig
+    from ..resolve import load_model
     from ..sr_utils import EMBEDDED_SR_NAME, embedded_sr_checkpoint
 
     if source is None:
@@ -93,8 +94,8 @@ def release_sr_folder(
         raise ValueError(f"The folder {str(source)!r} does not hold a {target.variant} model: "
                          + "; ".join(differences))
     _prepare_out(out, overwrite)
-    model = EfficientViTForImageSuperResolution.from_pretrained(source).eval()
-    save_pretrained_with_code(model, out)
+    model, processor, _ = load_model(source, "image-to-image")
+    save_pretrained_with_code(model, out, image_processor=processor)
     for name in SR_RECORDS:
         if (source / name).is_file():
             shutil.copyfile(source / name, out / name)

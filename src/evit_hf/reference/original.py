@@ -1,8 +1,8 @@
-"""The original implementation as a benchmark reference: build its model, give ours the same weights.
+"""The original implementation, importable without its training stack: `build_original(variant)`.
 
-Owns `original_pair(variant)`: the original mit-han-lab model of a released variant (random weights,
-deterministic) and the evit-hf model converted from its state dict with our converter, so that a benchmark
-times both on identical weights and checks that they agree. The original is not a dependency: it is found
+Owns building the original mit-han-lab model of a released variant (`cls-*`, `seg-*`, `sam-*`) with its model
+zoo's norm eps, for benchmarks and tests that compare evit-hf against it (`bench.inference` gives both the
+same weights with `reference.randomize_` and our converter). The original is not a dependency: it is found
 as an importable `efficientvit` package (a clone of mit-han-lab/efficientvit on `PYTHONPATH`, or the folder
 named by `$EFFICIENTVIT_ORIGINAL`), or, for SAM, the `efficientsam` package from PyPI (the same model code).
 Where neither is there, `OriginalUnavailable` says so and benchmark rows skip cleanly.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import os
 import sys
 import types
@@ -24,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
 from torch import nn
 
 from .placeholders import install_placeholders
@@ -130,54 +128,4 @@ def build_original(variant: str) -> tuple[nn.Module, str]:
     return model.eval(), source
 
 
-def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Deterministic weights with realistic scales: fan-in-scaled convs, BatchNorm statistics away from 1/0.
-
-    Untrained defaults (unit BatchNorm, zero biases) make a network's output nearly constant, which would
-    hide numerical differences; these weights give every layer a well-spread output.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            noise = torch.randn(tensor.shape, generator=generator)
-            if name.endswith("running_var"):
-                tensor.copy_(0.5 + noise.abs())
-            elif name.endswith("weight") and tensor.ndim == 1:  # norm scales
-                tensor.copy_(1.0 + 0.1 * noise)
-            elif tensor.ndim <= 1:
-                tensor.copy_(0.05 * noise)
-            else:
-                tensor.copy_(noise * (1.0 / math.sqrt(max(tensor[0].numel(), 1))))
-    return model
-
-
-def original_pair(variant: str, seed: int = 0) -> tuple[nn.Module, nn.Module, str]:
-    """(original model, evit-hf model with the same weights, source of the original), both in eval mode.
-
-    `sam-*` variants give the image encoders (`model.image_encoder` / `model.get_image_embeddings`).
-    """
-    from ..convert import from_original
-
-    original, source = build_original(variant)
-    randomize_(original, seed)
-    ours = from_original(original.state_dict(), variant)
-    if variant.startswith("sam-"):
-        return original.image_encoder.eval(), SamEncoder(ours).eval(), source
-    return original, ours.eval(), source
-
-
-class SamEncoder(nn.Module):
-    """An EfficientViT-SAM model's image encoder as a module of pixels (`get_image_embeddings`)."""
-
-    def __init__(self, sam_model: nn.Module) -> None:
-        super().__init__()
-        self.sam = sam_model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.sam.get_image_embeddings(pixel_values)
-
-
-__all__ = ["OriginalUnavailable", "build_original", "original_pair", "randomize_", "SamEncoder",
-           "ORIGINAL_PATH_ENV"]
+__all__ = ["ORIGINAL_PATH_ENV", "OriginalUnavailable", "build_original"]

@@ -1,0 +1,34 @@
+"""What users do with a model, as a library: prompt SAM, generate masks, segment, upscale, draw the results.
+
+- `sam`: `SamPredictor` (one image embedding, many prompts; segment-anything's predictor for transformers
+  SAM-style models), `SamImageEmbedding`, `SamPrediction`;
+- `mask_generation`: `SamAutomaticMaskGenerator` (masks of everything, from a grid of point prompts);
+- `segmentation`: `segment_image` (the class map of one image), `set_short_side`;
+- `super_resolution`: `upscale_image`, `bicubic_comparison`;
+- `drawing`: colours, mask overlays, prompt marks, the segmentation overlay with its legend, side by side
+  (`from evit_hf.predict.drawing import draw_masks, ...`).
+
+Models and processors come from `evit_hf.resolve.load_model`; `evit-hf sam / segment / upscale`, the app and
+the evaluation call this package and only adapt arguments and print.
+"""
+
+from __future__ import annotations
+
+from . import drawing
+from .mask_generation import GeneratedMasks, SamAutomaticMaskGenerator
+from .sam import SamImageEmbedding, SamPrediction, SamPredictor
+from .segmentation import segment_image, set_short_side
+from .super_resolution import bicubic_comparison, upscale_image
+
+__all__ = [
+    "GeneratedMasks",
+    "SamAutomaticMaskGenerator",
+    "SamImageEmbedding",
+    "SamPrediction",
+    "SamPredictor",
+    "bicubic_comparison",
+    "drawing",
+    "segment_image",
+    "set_short_side",
+    "upscale_image",
+]

@@ -29,7 +29,7 @@ from evit_hf.models.efficientvit import (  # noqa: E402
     EfficientViTSamModel,
     EfficientViTSRConfig,
 )
-from evit_hf.models.efficientvit.modeling_efficientvit import upsample_bicubic_as_conv  # noqa: E402
+from evit_hf.models.efficientvit.modeling_efficientvit_blocks import upsample_bicubic_as_conv  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

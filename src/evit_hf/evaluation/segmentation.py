@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..models.efficientvit.image_processing_efficientvit_seg import short_side_resize_shape
-from ..models.efficientvit.modeling_efficientvit import resize_bicubic
+from ..models.efficientvit.modeling_efficientvit_blocks import resize_bicubic
 from ..models.efficientvit.modeling_efficientvit_sr import tile_starts
 from ..training.metrics import SegmentationMetrics
 from ..training.transforms import label_map, normalize, to_rgb

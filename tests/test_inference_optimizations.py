@@ -31,7 +31,7 @@ from evit_hf import (
 from evit_hf.bench import inference
 from evit_hf.bench.original import OriginalUnavailable
 from evit_hf.models.efficientvit import modeling_efficientvit_fastpath as fastpath
-from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig, sam_vision_config
+from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig
 from evit_hf.models.efficientvit.modeling_efficientvit_blocks import ConvNormAct, ResidualBlock
 from evit_hf.models.efficientvit.modeling_efficientvit_cpuconv import (
     GEMM_MIN_IN_CHANNELS,
@@ -49,6 +49,7 @@ from evit_hf.models.efficientvit.modeling_efficientvit_fastpath import (
     installed_methods,
 )
 from evit_hf.models.efficientvit.modeling_efficientvit_mixers import HyenaMixer
+from test_sam import tiny_sam_config
 from test_segmentation import tiny_config as tiny_seg_config
 
 ACTIVATIONS = ["hardswish", "relu", "relu6", "silu", "gelu", "gelu_tanh"]
@@ -91,17 +92,12 @@ assert 64 >= MIN_CHANNELS and 128 // 8 >= MIN_SIDE and 1024 * 4 >= GEMM_MIN_IN_C
 
 
 def wide_sam_config() -> EfficientViTSamConfig:
-    """A small SAM whose backbone and neck reach Winograd (256-wide neck at 16x16) and the 1x1 GEMM."""
-    vision = sam_vision_config(
-        widths=[16, 32, 64, 1024], depths=[1, 1, 1, 1], block_types=["res", "fmb", "fmb", "att"],
-        expand_ratios=[1, 2, 4, 4], downsample_expand_ratios=[1, 2, 2, 1], fewer_norm=[False, False, False, True],
-        attention_head_dim=32, attention_scales=[3], hidden_act="gelu_tanh", image_size=128,
-        neck_in_features=["stage3", "stage2"], neck_hidden_size=64, neck_depth=1, neck_output_size=16,
-    )
-    return EfficientViTSamConfig(
-        vision_config=vision, prompt_encoder_config={"hidden_size": 64, "image_size": 256, "patch_size": 16},
-        mask_decoder_config={"hidden_size": 64, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
-    )
+    """A small SAM whose backbone and neck reach Winograd (64-wide neck at 16x16) and the 1x1 GEMM."""
+    return tiny_sam_config(vision=dict(
+        widths=[16, 32, 64, 1024], expand_ratios=[1, 2, 4, 4], downsample_expand_ratios=[1, 2, 2, 1],
+        fewer_norm=[False, False, False, True], block_types=["res", "fmb", "fmb", "att"], attention_head_dim=32,
+        neck_hidden_size=64, neck_output_size=16,
+    ))
 
 
 # ------------------------------------------------------------------------------------------------ the tricks, exact

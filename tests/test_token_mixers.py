@@ -21,7 +21,6 @@ from evit_hf import (
 )
 from evit_hf.models.efficientvit import EfficientViTForImageSuperResolution, EfficientViTSRConfig
 from evit_hf.models.efficientvit.configuration_efficientvit import TOKEN_MIXER_DEFAULTS, TOKEN_MIXERS
-from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig, sam_vision_config
 from evit_hf.models.efficientvit.modeling_efficientvit_mixers import (
     TOKEN_MIXER_CLASSES,
     HyenaMixer,
@@ -36,6 +35,7 @@ from evit_hf.models.efficientvit.modeling_efficientvit_mixers import (
     retention_2d,
     softmax_attention,
 )
+from test_sam import tiny_sam_config
 from test_segmentation import tiny_config as tiny_seg_config
 
 MIXERS = ["lite_mla", "softmax", "hyena", "retention"]
@@ -50,20 +50,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tiny_config(**overrides) -> EfficientViTConfig:
     """test_segmentation's narrow B-style network (attention in stages 3 and 4), with a small classifier head."""
     return tiny_seg_config(**{"head_widths": [32, 48], "segmentation_final_expand": None, **overrides})
-
-
-def tiny_sam_config(token_mixer: str) -> EfficientViTSamConfig:
-    vision = sam_vision_config(
-        widths=[8, 16, 32, 64], depths=[1, 1, 1, 1], block_types=["res", "fmb", "mb", "att"],
-        expand_ratios=[1, 2, 2, 2], downsample_expand_ratios=[1, 2, 2, 2], fewer_norm=[False, False, True, True],
-        attention_head_dim=8, attention_scales=[3], hidden_act="gelu_tanh", image_size=128,
-        neck_in_features=["stage3", "stage2"], neck_hidden_size=32, neck_depth=1, neck_output_size=8,
-        token_mixer=token_mixer,
-    )
-    return EfficientViTSamConfig(
-        vision_config=vision, prompt_encoder_config={"hidden_size": 32, "image_size": 128, "patch_size": 16},
-        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
-    )
 
 
 def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -133,7 +119,7 @@ def test_every_head_builds_runs_and_trains(mixer):
         maps = backbone(odd).feature_maps
     assert [tuple(m.shape) for m in maps] == [(1, 16, 7, 5), (1, 32, 4, 3)]
 
-    sam = EfficientViTSamModel(tiny_sam_config(mixer)).eval()
+    sam = EfficientViTSamModel(tiny_sam_config(vision={"token_mixer": mixer})).eval()
     with torch.no_grad():
         masks = sam(torch.randn(1, 3, 128, 128), input_points=torch.tensor([[[[30.0, 40.0]]]])).pred_masks
     assert masks.shape == (1, 1, 3, 32, 32) and torch.isfinite(masks).all()

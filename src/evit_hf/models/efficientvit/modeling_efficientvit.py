@@ -190,6 +190,17 @@ class RemoteCodeMixin:
                 shutil.copyfile(source / f"{module}.py", Path(save_directory) / f"{module}.py")
 
 
+class EfficientViTFamilyMixin(RemoteCodeMixin):
+    """What every `PreTrainedModel` of the family shares: pixel input, the original's training init
+    (`init_module_weights`) and saved folders that carry this package (`RemoteCodeMixin`)."""
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_module_weights(module, self.config.initializer_range)
+
+
 class InferenceOptimizationMixin:
     """`post_init` installs the inference fast path (`modeling_efficientvit_fastpath`) when `optimize_inference`
     of the config that holds the EfficientViT fields says so, `set_inference_optimizations` switches it at run
@@ -229,8 +240,8 @@ def plain_hidden_states(features: list[torch.Tensor], output_hidden_states: bool
     return tuple(plain_layout(f) for f in features) if wanted else None
 
 
-class EfficientViTPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, PreTrainedModel):
-    """Weight initialisation and loading glue shared by every EfficientViT model."""
+class EfficientViTPreTrainedModel(InferenceOptimizationMixin, EfficientViTFamilyMixin, PreTrainedModel):
+    """Weight initialisation and loading glue shared by the backbone, classification and segmentation models."""
 
     hub_auto_map = {
         "AutoConfig": "configuration_efficientvit.EfficientViTConfig",
@@ -241,12 +252,7 @@ class EfficientViTPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, P
     }
     config_class = EfficientViTConfig
     base_model_prefix = "efficientvit"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     _no_split_modules = ["EfficientViTStage"]
-
-    def _init_weights(self, module: nn.Module) -> None:
-        init_module_weights(module, self.config.initializer_range)
 
 
 class EfficientViTModel(EfficientViTPreTrainedModel):
@@ -372,6 +378,7 @@ __all__ = [
     "EfficientViTModel",
     "EfficientViTBackbone",
     "EfficientViTForImageClassification",
+    "EfficientViTFamilyMixin",
     "InferenceOptimizationMixin",
     "RemoteCodeMixin",
     "check_pixel_values",

@@ -26,10 +26,9 @@ from .configuration_efficientvit import EfficientViTConfig
 from .configuration_efficientvit_sam import EfficientViTSamConfig
 from .modeling_efficientvit import (
     EfficientViTEncoder,
+    EfficientViTFamilyMixin,
     InferenceOptimizationMixin,
-    RemoteCodeMixin,
     check_pixel_values,
-    init_module_weights,
     model_output,
 )
 from .modeling_efficientvit_blocks import ConvNormAct, FusedMBConv, capturing_graph, plain_layout, resize_bicubic
@@ -98,7 +97,7 @@ class EfficientViTSamVisionEncoder(nn.Module):
         return plain_layout(self.layer_norm(self.neck(self.backbone(pixel_values))))
 
 
-class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, PreTrainedModel):
+class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, EfficientViTFamilyMixin, PreTrainedModel):
     """Weight initialisation and loading glue of EfficientViT-SAM."""
 
     hub_auto_map = {
@@ -108,8 +107,6 @@ class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin
     }
     config_class = EfficientViTSamConfig
     base_model_prefix = "efficientvit_sam"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     _no_split_modules = ["EfficientViTStage", "SamTwoWayAttentionBlock"]
     _supports_sdpa = True
 
@@ -117,7 +114,7 @@ class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin
         if isinstance(module, SamPositionalEmbedding):
             nn.init.normal_(module.positional_embedding, std=module.scale)
         else:
-            init_module_weights(module, self.config.initializer_range)
+            super()._init_weights(module)
 
     def inference_config(self) -> EfficientViTConfig:
         return self.config.vision_config  # the image encoder's switch

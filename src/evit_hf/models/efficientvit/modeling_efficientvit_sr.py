@@ -24,9 +24,8 @@ from transformers.modeling_outputs import ImageSuperResolutionOutput
 from .configuration_efficientvit_sr import EfficientViTSRConfig
 from .modeling_efficientvit import (
     EfficientViTBlock,
-    RemoteCodeMixin,
+    EfficientViTFamilyMixin,
     check_pixel_values,
-    init_module_weights,
     model_output,
 )
 from .modeling_efficientvit_blocks import ConvNormAct, bicubic_upscale
@@ -83,7 +82,7 @@ def super_resolution_loss(reconstruction: torch.Tensor, labels: torch.Tensor) ->
     return F.l1_loss(reconstruction.float(), labels.float())
 
 
-class EfficientViTSRPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
+class EfficientViTSRPreTrainedModel(EfficientViTFamilyMixin, PreTrainedModel):
     """Weight initialisation and loading glue of the EfficientViT super-resolution models."""
 
     hub_auto_map = {
@@ -101,12 +100,10 @@ class EfficientViTSRPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
     }
     config_class = EfficientViTSRConfig
     base_model_prefix = "efficientvit_sr"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     _no_split_modules = ["EfficientViTBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        init_module_weights(module, self.config.initializer_range)
+        super()._init_weights(module)
         if getattr(module, "_evit_zero_init", False):
             # The last layer starts at zero: the untrained network returns the bicubic upsampling and
             # training learns the residual from there.

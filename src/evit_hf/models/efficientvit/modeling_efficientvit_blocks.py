@@ -3,8 +3,9 @@
 Owns the activations and norms a config names, `ConvNormAct` (conv -> norm -> activation), the convolutional
 blocks (`DSConv`, `MBConv`, `FusedMBConv`, `ResBlock`) on a common `ResidualBlock`, `DropPath`, the fp32 island
 (`autocast_disabled`: attention and resizing run in fp32 with autocast off), memory-format helpers, bicubic
-resizing (including the exact bicubic-as-conv that export graphs use) and `capturing_graph`, the one test for
-"a graph is being recorded" (tracing, ONNX export, torch.export, torch.compile).
+resizing (including the exact bicubic-as-conv that export graphs use), and the two tests for "a graph is being
+recorded": `capturing_graph` (tracing, ONNX export, torch.export, torch.compile) and its export subset
+`exporting_graph` (all but torch.compile).
 
 Every forward here is the plain computation; the CPU fast path (`modeling_efficientvit_fastpath.py`) is
 installed onto these modules from outside. Imports only torch, so it travels in `trust_remote_code` folders.
@@ -20,16 +21,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def exporting_graph() -> bool:
+    """True while a graph is recorded for another runtime: TorchScript tracing (also under the TorchScript ONNX
+    exporter) and torch.export. Such graphs compute resizing in the ops every export target runs well."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def capturing_graph() -> bool:
-    """True while a graph is recorded instead of run: TorchScript tracing (also under the TorchScript ONNX
-    exporter), torch.export and torch.compile. Recorded graphs skip input validation and eager-only work, and
-    compute resizing in the ops every export target runs well."""
-    return (
-        torch.jit.is_tracing()
-        or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
-        or torch.compiler.is_exporting()
-    )
+    """True while any graph is recorded instead of run: `exporting_graph()` or torch.compile. Recorded graphs skip
+    input validation and eager-only work (in-place updates, cached weight transforms, oneDNN calls); torch.compile
+    keeps the eager formulations otherwise (its graphs break on the export ones' warning filters)."""
+    return exporting_graph() or torch.compiler.is_compiling()
 
 
 def autocast_disabled(x: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -294,10 +296,10 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch
     """Bicubic resize (align_corners=False) to `size`, computed in fp32 with autocast off, cast back.
 
     Returns `x` itself when it already has that size (bicubic resizing to the same size is the identity).
-    Recorded graphs compute integer upsampling with `upsample_bicubic_as_conv` (the same values) and keep
-    traced sizes symbolic, so that exported graphs take other input sizes.
+    Export graphs compute integer upsampling with `upsample_bicubic_as_conv` (the same values) and keep
+    traced sizes symbolic, so that they take other input sizes.
     """
-    if capturing_graph():
+    if exporting_graph():
         if x.shape[-2:] == tuple(size):  # structural: a map resized to its own size, at every input size
             return x
         with warnings.catch_warnings():
@@ -317,7 +319,7 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch
 def bicubic_upscale(pixel_values: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic upsampling by an integer `scale` (align_corners=False, no antialiasing), in fp32 with autocast
     off. Returns fp32 whatever the input dtype (the base a super-resolution prediction is added to)."""
-    if capturing_graph():
+    if exporting_graph():
         return upsample_bicubic_as_conv(pixel_values.float(), scale)
     height, width = pixel_values.shape[-2:]
     with autocast_disabled(pixel_values):
@@ -339,6 +341,7 @@ __all__ = [
     "autocast_disabled",
     "bicubic_upscale",
     "capturing_graph",
+    "exporting_graph",
     "get_activation",
     "get_norm",
     "layout_like",

@@ -1,4 +1,4 @@
-"""Convs that oneDNN computes slower than a BLAS formulation, for eval-mode fp32 CPU inference.
+"""The CPU conv kernels of the inference fast path: convs that oneDNN computes slower than a BLAS formulation.
 
 - Dense stride-1 3x3 convs as Winograd F(4x4, 3x3) (`winograd_conv3x3`).
 - 1x1 convs with thousands of input channels as one GEMM (`pointwise_conv_as_gemm`): at 6144 -> 512 channels on
@@ -16,7 +16,8 @@ The matrix products go to the BLAS (MKL on x86 wheels) at about the GEMM rate of
 4x fewer multiplies make SAM's 256 -> 256 neck convs 2x faster (27 -> 14 ms at 64x64), once there are enough
 channels to amortise the transforms (`winograd_applies`).
 
-Imports only torch, so it travels in `trust_remote_code` folders.
+Pure functions of tensors; `modeling_efficientvit_fastpath.py` decides where they apply. Imports only torch, so it
+travels in `trust_remote_code` folders.
 """
 
 from __future__ import annotations

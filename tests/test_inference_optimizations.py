@@ -33,20 +33,18 @@ from evit_hf.bench.original import OriginalUnavailable
 from evit_hf.models.efficientvit import modeling_efficientvit_fastpath as fastpath
 from evit_hf.models.efficientvit.configuration_efficientvit_sam import EfficientViTSamConfig
 from evit_hf.models.efficientvit.modeling_efficientvit_blocks import ConvNormAct, ResidualBlock
-from evit_hf.models.efficientvit.modeling_efficientvit_cpuconv import (
+from evit_hf.models.efficientvit.modeling_efficientvit_fastpath import (
     GEMM_MIN_IN_CHANNELS,
     MIN_CHANNELS,
     MIN_SIDE,
-    pointwise_conv_as_gemm,
-    winograd_conv3x3,
-    winograd_filter,
-)
-from evit_hf.models.efficientvit.modeling_efficientvit_fastpath import (
     ParameterStateCache,
     fold_batchnorm,
     forget_cached_weights,
     gelu_tanh_,
     installed_methods,
+    pointwise_conv_as_gemm,
+    winograd_conv3x3,
+    winograd_filter,
 )
 from evit_hf.models.efficientvit.modeling_efficientvit_mixers import HyenaMixer
 from test_sam import tiny_sam_config

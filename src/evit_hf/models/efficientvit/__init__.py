@@ -3,9 +3,9 @@
 Files in dependency order (each imports only the ones before it, as `from .x import y`):
 configuration_efficientvit (configs, token-mixer fields, presets) -> configuration_efficientvit_{sam,sr} ->
 modeling_efficientvit_blocks (convs, norms, resizing, the fp32 island) -> modeling_efficientvit_mixers (token
-mixers, one registry) -> modeling_efficientvit_cpuconv (Winograd and GEMM kernels) ->
-modeling_efficientvit_fastpath (the inference fast path, installed from outside) -> modeling_efficientvit
-(block, stage, encoder, backbone, classifier) -> modeling_efficientvit_{seg,sam,sr} -> processors and pipeline.
+mixers, one registry) -> modeling_efficientvit_fastpath (the inference fast path and its CPU kernels, installed
+from outside) -> modeling_efficientvit (block, stage, encoder, backbone, classifier) ->
+modeling_efficientvit_{seg,sam,sr} -> processors and pipeline.
 """
 
 from .configuration_efficientvit import PRESETS, SEGMENTATION_PRESETS, EfficientViTConfig

@@ -335,10 +335,11 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         initializer_range (`float`, *optional*, defaults to 0.02):
             Std of the truncated normal used to initialise conv and linear weights.
         optimize_inference (`bool`, *optional*, defaults to `True`):
-            In eval mode, compute with the inference-optimised graph: BatchNorm folded into the conv before it,
-            channels-last feature maps on CPU, in-place activations and residual adds when no gradient is
-            recorded. Outputs agree with the plain graph to fp32 rounding; training mode always runs the plain
-            graph. `model.set_inference_optimizations(False)` switches it off at run time.
+            Install the inference fast path (`modeling_efficientvit_fastpath.py`): in eval mode BatchNorm folded
+            into the conv before it, channels-last feature maps on CPU, the fastest CPU conv kernels, in-place
+            activations and residual adds when no gradient is recorded. Outputs agree with the plain graph to
+            fp32 rounding; training mode always runs the plain graph; `state_dict` is the same either way.
+            `model.set_inference_optimizations(False)` switches it off at run time.
         out_features (`list[str]`, *optional*):
             Backbone outputs by stage name (`"stage0"` ... ); defaults to the last stage.
         out_indices (`list[int]`, *optional*):

@@ -341,6 +341,24 @@ def test_removing_the_fast_path_restores_the_plain_modules():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
 
+def test_models_with_the_fast_path_copy_and_pickle(kernel_calls):
+    """`copy.deepcopy` and pickling (`torch.save(model)`) keep the fast path installed on the copy, with empty
+    caches (weak references into the original's tensors do not travel)."""
+    import pickle
+
+    model = randomize_weights(EfficientViTForSemanticSegmentation(tiny_seg_config(**WIDE)), seed=2).eval()
+    x = torch.randn(1, 3, 128, 128)
+    with torch.inference_mode():
+        expected = model(x).logits  # fills the caches
+        for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert installed_methods(copied) == installed_methods(model)
+            kernels = [vars(m)["forward"] for m in copied.modules() if isinstance(m, ConvNormAct)]
+            assert all(kernel.module is module for kernel, module in zip(kernels, (
+                m for m in copied.modules() if isinstance(m, ConvNormAct))))
+            before = kernel_calls["winograd"]
+            assert torch.equal(copied(x).logits, expected) and kernel_calls["winograd"] > before
+
+
 def test_training_mode_and_gradients_are_unchanged():
     optimised, plain = _pair(EfficientViTForSemanticSegmentation(tiny_seg_config()))
     x = torch.randn(2, 3, 64, 64, requires_grad=True)

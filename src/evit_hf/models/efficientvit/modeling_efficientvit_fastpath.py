@@ -61,34 +61,43 @@ class ParameterStateCache:
     address for the old one. Tensors made under `torch.inference_mode()` have no version counter (and are
     updated in place without a trace inside it): with one among the sources nothing is cached. Edits through
     `.data` bypass the counter; entering training mode forgets the value (see `forget_cached_weights`).
+
+    Copies and pickles of a model start with an empty cache (weak references do not pickle). The entry is
+    replaced in one assignment, so threads sharing a model at worst compute a value twice.
     """
 
     def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._value: torch.Tensor | None = None
+        self._entry: tuple[tuple, list, torch.Tensor] | None = None  # (extra, source states, value)
 
     def get(self, sources: Sequence[torch.Tensor], compute: Callable[[], torch.Tensor],
             extra: tuple = ()) -> torch.Tensor:
         """The cached value if `sources` and `extra` (e.g. a map size) are as when it was computed, else
         `compute()` (stored for the next call)."""
         if any(t.is_inference() for t in sources):
-            self.clear()
+            self._entry = None
             return compute()
-        if self._key is None or not self._holds(sources, extra):
-            self.clear()  # free the old value before making the new one
-            self._key = (extra, [(weakref.ref(t), weakref.ref(t.untyped_storage()), t._version) for t in sources])
-            self._value = compute()
-        return self._value
+        entry = self._entry
+        if entry is not None and self._holds(entry, sources, extra):
+            return entry[2]
+        self._entry = None  # free the old value before making the new one
+        states = [(weakref.ref(t), weakref.ref(t.untyped_storage()), t._version) for t in sources]
+        value = compute()
+        self._entry = (extra, states, value)
+        return value
 
-    def _holds(self, sources: Sequence[torch.Tensor], extra: tuple) -> bool:
-        key_extra, states = self._key
+    @staticmethod
+    def _holds(entry: tuple, sources: Sequence[torch.Tensor], extra: tuple) -> bool:
+        key_extra, states, _ = entry
         return key_extra == extra and len(states) == len(sources) and all(
             tensor() is t and storage() is t.untyped_storage() and version == t._version
             for (tensor, storage, version), t in zip(states, sources)
         )
 
     def clear(self) -> None:
-        self._key = self._value = None
+        self._entry = None
+
+    def __getstate__(self) -> dict:
+        return {"_entry": None}
 
 
 # ------------------------------------------------------------------------------------------------ CPU conv kernels

@@ -2,9 +2,10 @@
 
 Owns the EfficientViT block (a token mixer then an MBConv, both residual), the stage and the encoder that stack
 the blocks from an `EfficientViTConfig`, input validation, the glue every model of the family shares
-(`RemoteCodeMixin`: saved folders carry this package; `InferenceOptimizationMixin`: `config.optimize_inference`
-installs the fast path; `model_output`: transformers' `return_dict` convention) and the `PreTrainedModel`
-classes `EfficientViTModel`, `EfficientViTBackbone` and `EfficientViTForImageClassification`.
+(`EfficientViTFamilyMixin`: pixel input, the original's init and, through `RemoteCodeMixin`, saved folders that
+carry this package; `InferenceOptimizationMixin`: `config.optimize_inference` installs the fast path;
+`model_output`: transformers' `return_dict` convention) and the `PreTrainedModel` classes `EfficientViTModel`,
+`EfficientViTBackbone` and `EfficientViTForImageClassification`.
 Imports only torch/transformers and sibling files, so it travels in `trust_remote_code` folders.
 """
 

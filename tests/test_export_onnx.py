@@ -27,7 +27,7 @@ from evit_hf.models.efficientvit import (  # noqa: E402
     EfficientViTSamModel,
     EfficientViTSRConfig,
 )
-from evit_hf.models.efficientvit.modeling_efficientvit import upsample_bicubic_as_conv  # noqa: E402
+from evit_hf.models.efficientvit.modeling_efficientvit_blocks import upsample_bicubic_as_conv  # noqa: E402
 from evit_hf.reference import randomize_  # noqa: E402
 from evit_hf.resolve import load_model  # noqa: E402
 

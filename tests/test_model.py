@@ -11,7 +11,7 @@ from evit_hf import (
     EfficientViTForImageClassification,
     EfficientViTModel,
 )
-from evit_hf.models.efficientvit.modeling_efficientvit import LiteMultiScaleAttention, relu_linear_attention
+from evit_hf.models.efficientvit.modeling_efficientvit_mixers import LiteMultiScaleAttention, relu_linear_attention
 
 
 def tiny_config(**kwargs) -> EfficientViTConfig:

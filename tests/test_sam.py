@@ -26,9 +26,10 @@ needs_pil_processors = pytest.mark.skipif(
 HEAVY_CASES = {"sam-xl0", "sam-xl1"}  # 1024-pixel encoder input: too slow on a 2-core CPU for the default run
 
 
-def tiny_sam_config(**overrides) -> EfficientViTSamConfig:
-    """A small EfficientViT-SAM (128-pixel input, 8x8 embeddings of 32 channels) for fast API tests."""
-    vision = sam_vision_config(
+def tiny_sam_config(vision: dict | None = None, **overrides) -> EfficientViTSamConfig:
+    """A small EfficientViT-SAM (128-pixel input, 8x8 embeddings of 32 channels) for fast API tests; `vision`
+    overrides fields of the image encoder (the prompt encoder and mask decoder follow its neck)."""
+    fields = dict(
         widths=[8, 16, 32, 64],
         depths=[1, 1, 1, 1],
         block_types=["res", "fmb", "mb", "att"],
@@ -44,11 +45,13 @@ def tiny_sam_config(**overrides) -> EfficientViTSamConfig:
         neck_depth=1,
         neck_output_size=8,
     )
+    fields.update(vision or {})
+    hidden, side = fields["neck_hidden_size"], fields["neck_output_size"]
     return EfficientViTSamConfig(
-        vision_config=vision,
-        prompt_encoder_config={"hidden_size": 32, "image_size": 128, "patch_size": 16},
+        vision_config=sam_vision_config(**fields),
+        prompt_encoder_config={"hidden_size": hidden, "image_size": 16 * side, "patch_size": 16},
         mask_decoder_config={
-            "hidden_size": 32,
+            "hidden_size": hidden,
             "mlp_dim": 64,
             "num_attention_heads": 2,
             "iou_head_hidden_dim": 32,

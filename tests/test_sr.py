@@ -19,8 +19,9 @@ from PIL import Image
 import evit_hf  # noqa: F401  (registers the Auto classes and the pipeline)
 from conftest import randomize_weights
 from evit_hf import EfficientViTForImageSuperResolution, EfficientViTSRConfig
+from evit_hf.models.efficientvit.configuration_efficientvit import EfficientViTConfig
 from evit_hf.models.efficientvit.configuration_efficientvit_sr import SR_PRESETS
-from evit_hf.models.efficientvit.modeling_efficientvit import EfficientViTBlock, EfficientViTConfig
+from evit_hf.models.efficientvit.modeling_efficientvit import EfficientViTBlock
 from evit_hf.models.efficientvit.modeling_efficientvit_sr import check_tile_arguments, tiled_upscale
 
 # The processor and the pipeline use transformers 5's PIL backend; config and model also run on 4.57.

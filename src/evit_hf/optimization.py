@@ -1,10 +1,13 @@
-"""Inference speed switches beyond the default eval graph: `compile_for_inference`, `tune_cpu_allocator`.
+"""Inference speed switches: `set_inference_optimizations`, `compile_for_inference`, `tune_cpu_allocator`.
 
-Every EfficientViT model already runs its inference-optimised graph in eval mode (`config.optimize_inference`:
-BatchNorm folded into convs, channels-last on CPU, oneDNN-fused conv + activation, in-place activations and
-residual adds); `model.set_inference_optimizations(False)` gives the plain graph. This module owns the one
-further step, compilation, which costs a warm-up on the first call of every new input shape, and the
-process setting that matters most on CPU: glibc's allocator (see the README's measured settings table).
+Every EfficientViT model already runs its inference-optimised graph in eval mode (`config.optimize_inference`,
+on by default, installs the fast path of `models/efficientvit/modeling_efficientvit_fastpath.py`: BatchNorm
+folded into convs, channels-last on CPU, Winograd / GEMM / oneDNN-fused conv + activation, in-place activations
+and residual adds, cached weight transforms). `set_inference_optimizations(module, enabled)` installs or removes
+that fast path on any module tree (`model.set_inference_optimizations(False)` also records the switch in the
+config). This module owns the one further step, compilation, which costs a warm-up on the first call of every
+new input shape, and the process setting that matters most on CPU: glibc's allocator (see the README's
+measured settings table).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import ctypes.util
 
 import torch
 from torch import nn
+
+from .models.efficientvit.modeling_efficientvit_fastpath import set_inference_optimizations
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc malloc.h
 
@@ -49,4 +54,4 @@ def compile_for_inference(model: nn.Module, **compile_kwargs) -> nn.Module:
     return torch.compile(model, **compile_kwargs)
 
 
-__all__ = ["compile_for_inference", "tune_cpu_allocator"]
+__all__ = ["compile_for_inference", "set_inference_optimizations", "tune_cpu_allocator"]

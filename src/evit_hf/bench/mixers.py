@@ -64,7 +64,8 @@ def attention_stage_index(config) -> int:
 
 def build_target(target: str, preset: str, mixer: str, size: int) -> tuple[torch.nn.Module, torch.Tensor]:
     """The module to time and its input for a `size` x `size` image: the attention stage or the seg model."""
-    from ..models.efficientvit.modeling_efficientvit import EfficientViTStage, set_inference_optimizations
+    from ..models.efficientvit.modeling_efficientvit import EfficientViTStage
+    from ..models.efficientvit.modeling_efficientvit_fastpath import set_inference_optimizations
     from ..models.efficientvit.modeling_efficientvit_seg import EfficientViTForSemanticSegmentation
 
     config = _config(preset, mixer)

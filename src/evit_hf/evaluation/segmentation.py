@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..models.efficientvit.modeling_efficientvit import resize_bicubic
+from ..models.efficientvit.modeling_efficientvit_blocks import resize_bicubic
 from ..models.efficientvit.modeling_efficientvit_sr import tile_starts
 from ..training.metrics import SegmentationMetrics
 from ..training.transforms import image_processor_class, label_map, processed

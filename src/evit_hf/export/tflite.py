@@ -76,9 +76,9 @@ def bicubic_as_bilinear() -> Iterator[None]:
     """Within the block, bicubic resizing is bilinear (same output size, align_corners=False): calls of
     `F.interpolate(mode="bicubic")` and the exact bicubic conv (`upsample_bicubic_as_conv`) that the models'
     export graphs use for integer factors."""
-    from ..models.efficientvit import modeling_efficientvit
+    from ..models.efficientvit import modeling_efficientvit_blocks
 
-    original, conv = F.interpolate, modeling_efficientvit.upsample_bicubic_as_conv
+    original, conv = F.interpolate, modeling_efficientvit_blocks.upsample_bicubic_as_conv
 
     def interpolate(input, size=None, scale_factor=None, mode="nearest", *args, **kwargs):  # noqa: A002
         return original(input, size, scale_factor, "bilinear" if mode == "bicubic" else mode, *args, **kwargs)

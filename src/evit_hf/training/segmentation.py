@@ -174,7 +174,7 @@ class SegmentationTask(LabelledImageTask):
         return SegmentationMetrics(model.config.num_labels, self.args.ignore_index, model.config.id2label)
 
     def update_metrics(self, model, batch, metrics):
-        from ..models.efficientvit.modeling_efficientvit import resize_bicubic
+        from ..models.efficientvit.modeling_efficientvit_blocks import resize_bicubic
 
         logits = model(pixel_values=batch["pixel_values"]).logits
         predictions = resize_bicubic(logits.float(), batch["labels"].shape[-2:]).argmax(1)

@@ -1,4 +1,12 @@
-"""The EfficientViT model family (flat: the files here travel together in `trust_remote_code` folders)."""
+"""The EfficientViT model family (flat: the files here travel together in `trust_remote_code` folders).
+
+Files in dependency order (each imports only the ones before it, as `from .x import y`):
+configuration_efficientvit (configs, token-mixer fields, presets) -> configuration_efficientvit_{sam,sr} ->
+modeling_efficientvit_blocks (convs, norms, resizing, the fp32 island) -> modeling_efficientvit_mixers (token
+mixers, one registry) -> modeling_efficientvit_fastpath (the inference fast path and its CPU kernels, installed
+from outside) -> modeling_efficientvit (block, stage, encoder, backbone, classifier) ->
+modeling_efficientvit_{seg,sam,sr} -> processors and pipeline.
+"""
 
 from .configuration_efficientvit import PRESETS, SEGMENTATION_PRESETS, EfficientViTConfig
 from .configuration_efficientvit_sam import SAM_PRESETS, EfficientViTSamConfig
@@ -9,6 +17,7 @@ from .modeling_efficientvit import (
     EfficientViTModel,
     EfficientViTPreTrainedModel,
 )
+from .modeling_efficientvit_fastpath import set_inference_optimizations
 from .modeling_efficientvit_sam import EfficientViTSamModel, EfficientViTSamPreTrainedModel
 from .modeling_efficientvit_seg import EfficientViTForSemanticSegmentation, EfficientViTSegmentationHead
 from .modeling_efficientvit_sr import (
@@ -52,5 +61,6 @@ __all__ = [
     "EfficientViTSRPreTrainedModel",
     "EfficientViTSRImageProcessor",
     "SuperResolutionPipeline",
+    "set_inference_optimizations",
     "tiled_upscale",
 ]

@@ -1,13 +1,17 @@
-"""EfficientViT configuration and the named presets of every released variant.
+"""EfficientViT configuration, the fields every EfficientViT block reads, and the named presets.
 
 This module owns `EfficientViTConfig` (backbone, classification and segmentation heads share it, like
-SegFormer's config) and `PRESETS`, the configuration data of the original checkpoints. It imports only
-`transformers`, so a folder written by `save_pretrained` can carry it for `trust_remote_code=True`.
+SegFormer's config), `PRESETS` / `SEGMENTATION_PRESETS` (the configuration data of the original checkpoints),
+`TokenMixerFieldsMixin` (the token-mixer fields, defined once for every config whose model has EfficientViT
+blocks: this one and `EfficientViTSRConfig`) and `PresetsMixin` (`from_preset` / `preset_names` of each config
+family). It imports only `transformers`, so a folder written by `save_pretrained` can carry it for
+`trust_remote_code=True`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, ClassVar
 
 try:  # transformers >= 5
     from transformers import PreTrainedConfig
@@ -22,12 +26,137 @@ except ImportError:
 
 BLOCK_TYPES = ("ds", "res", "mb", "fmb", "att")
 ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")
-# Token mixers of the EfficientViT block (`modeling_efficientvit_mixers.py` has all but the original LiteMLA).
+# Token mixers of the EfficientViT block (`modeling_efficientvit_mixers.py` builds each by name).
 TOKEN_MIXERS = ("lite_mla", "softmax", "hyena", "retention")
-# Defaults of the mixer hyperparameters, shared with the mixers' `getattr` fallbacks (configs without them).
-HYENA_DEFAULTS: dict[str, Any] = {"hyena_order": 2, "hyena_filter_hidden": 32, "hyena_filter_frequencies": 8,
-                                  "hyena_filter_reach": [4.0, 256.0]}
-RETENTION_DEFAULTS: dict[str, Any] = {"retention_decay_exponents": [2.0, 6.0]}
+# The EfficientViT block's attention and token-mixer fields with their defaults (`TokenMixerFieldsMixin`).
+TOKEN_MIXER_DEFAULTS: dict[str, Any] = {
+    "token_mixer": "lite_mla",
+    "attention_head_dim": 16,
+    "attention_heads_ratio": 1.0,
+    "attention_scales": [5],
+    "attention_eps": 1e-15,
+    "hyena_order": 2,
+    "hyena_filter_hidden": 32,
+    "hyena_filter_frequencies": 8,
+    "hyena_filter_reach": [4.0, 256.0],
+    "retention_decay_exponents": [2.0, 6.0],
+}
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+# How each token-mixer field is stored (lists stay lists in config.json).
+_TOKEN_MIXER_TYPES = {
+    "attention_scales": lambda v: [int(s) for s in _as_list(v)],
+    "hyena_order": int,
+    "hyena_filter_hidden": int,
+    "hyena_filter_frequencies": int,
+    "hyena_filter_reach": lambda v: [float(r) for r in _as_list(v)],
+    "retention_decay_exponents": lambda v: [float(e) for e in _as_list(v)],
+}
+
+
+class TokenMixerFieldsMixin:
+    r"""The fields of the EfficientViT block's token mixer, for every config whose model has EfficientViT blocks.
+
+    A config takes them as keyword arguments (`_init_token_mixer_fields` pops them before
+    `PreTrainedConfig.__init__`); a field a saved config lacks gets its default (SR configs saved before the
+    field existed load with LiteMLA).
+
+    Token-mixer fields:
+        token_mixer (`str`, *optional*, defaults to `"lite_mla"`):
+            Global token mixer of every EfficientViT block: `"lite_mla"` (the original multi-scale ReLU linear
+            attention), `"softmax"` (quadratic multi-head softmax attention over all pixels, the baseline the
+            paper compares against), `"hyena"` (2-D gated long convolution computed with FFTs) or `"retention"`
+            (2-D retention with a per-head Manhattan-distance decay). Each is a drop-in (B, C, H, W) module.
+        attention_head_dim (`int`, *optional*, defaults to 16):
+            Channels per head of the attention (`lite_mla`, `softmax` and `retention`); `hyena` mixes
+            `heads * attention_head_dim` channels, headless.
+        attention_heads_ratio (`float`, *optional*, defaults to 1.0):
+            Heads = `int(channels // attention_head_dim * attention_heads_ratio)`.
+        attention_scales (`list[int]`, *optional*, defaults to `[5]`):
+            Odd kernel sizes of the multi-scale token aggregation (one extra set of q/k/v each; `lite_mla` only).
+        attention_eps (`float`, *optional*, defaults to 1e-15):
+            Added to the attention denominator; the attention always runs in fp32, where it is not 0 (`lite_mla`).
+        hyena_order (`int`, *optional*, defaults to 2):
+            `hyena`: number of gated long convolutions (the Hyena recurrence depth N; N + 1 input projections).
+        hyena_filter_hidden (`int`, *optional*, defaults to 32):
+            `hyena`: width of the MLP that generates the implicit long filters from relative positions.
+        hyena_filter_frequencies (`int`, *optional*, defaults to 8):
+            `hyena`: sine/cosine features per axis fed to that MLP (periods 4, 8, ..., 2**(frequencies + 1) pixels).
+        hyena_filter_reach (`list[float]`, *optional*, defaults to `[4.0, 256.0]`):
+            `hyena`: distances (feature-map pixels) at which the filter window decays to 1% of its centre, for
+            the fastest and the slowest decaying channel (log-spaced between, as Hyena's exponential modulation).
+        retention_decay_exponents (`list[float]`, *optional*, defaults to `[2.0, 6.0]`):
+            `retention`: head `h` of `n` decays as `gamma_h ** (|dy| + |dx|)` with
+            `gamma_h = 1 - 2 ** -(a + (b - a) * h / n)` for `[a, b]` (RMT's setting: gamma from 0.75 towards 0.98).
+    """
+
+    def _init_token_mixer_fields(self, kwargs: dict[str, Any]) -> None:
+        """Take the token-mixer fields out of `kwargs` (defaults for the missing ones) and set them."""
+        for name, default in TOKEN_MIXER_DEFAULTS.items():
+            value = kwargs.pop(name, copy.deepcopy(default))
+            convert = _TOKEN_MIXER_TYPES.get(name)
+            setattr(self, name, convert(value) if convert else value)
+
+    def _validate_token_mixer_fields(self, widths: dict[str, int]) -> None:
+        """Clear errors for the token-mixer fields; `widths` names the channels of every EfficientViT block."""
+        if self.token_mixer not in TOKEN_MIXERS:
+            raise ValueError(f"Unknown token_mixer {self.token_mixer!r}; expected one of {', '.join(TOKEN_MIXERS)}.")
+        head_dim = self.attention_head_dim
+        if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
+            raise ValueError(f"`attention_head_dim` must be a positive integer, got {head_dim!r}.")
+        for where, channels in widths.items():
+            if int(channels // head_dim * self.attention_heads_ratio) < 1:
+                raise ValueError(
+                    f"{where} ({channels} channels) gives no attention head of {head_dim} channels (with "
+                    f"attention_heads_ratio {self.attention_heads_ratio}); lower `attention_head_dim`."
+                )
+        if any(s < 1 or s % 2 == 0 for s in self.attention_scales):
+            raise ValueError(f"`attention_scales` must be odd positive kernel sizes, got {self.attention_scales}.")
+        for name in ("hyena_order", "hyena_filter_hidden", "hyena_filter_frequencies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        reach = self.hyena_filter_reach
+        if len(reach) != 2 or not 0 < reach[0] <= reach[1]:
+            raise ValueError(f"`hyena_filter_reach` must be two distances 0 < fastest <= slowest, got {reach}.")
+        exponents = self.retention_decay_exponents
+        if len(exponents) != 2 or not 0 < exponents[0] <= exponents[1]:
+            raise ValueError(
+                f"`retention_decay_exponents` must be two exponents 0 < first <= last (gamma = 1 - 2**-e), got "
+                f"{exponents}."
+            )
+
+
+class PresetsMixin:
+    """`from_preset(name, **overrides)` and `preset_names()` for a config family whose presets are data.
+
+    A family sets `preset_family` (the name its errors use) and `presets` (name -> keyword arguments), or
+    overrides `preset_names` / `preset_fields` where a preset is built from others."""
+
+    preset_family = "EfficientViT"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}  # name -> keyword arguments
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return sorted(cls.presets)
+
+    @classmethod
+    def preset_fields(cls, name: str) -> dict[str, Any]:
+        """The keyword arguments of preset `name` (a known name)."""
+        return copy.deepcopy(cls.presets[name])
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any):
+        """The configuration of preset `name`, with field overrides."""
+        if name not in cls.preset_names():
+            raise ValueError(
+                f"Unknown {cls.preset_family} preset {name!r}. Known presets: {', '.join(cls.preset_names())}."
+            )
+        return cls(**{**cls.preset_fields(name), **overrides})
+
 
 _B_SERIES = {
     "block_types": ["ds", "mb", "mb", "att", "att"],
@@ -144,11 +273,7 @@ SEGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _as_list(value: Any) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
+class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixin, PreTrainedConfig):
     r"""
     Configuration of an EfficientViT network (arXiv 2205.14756): a stride-2 stem followed by stages that
     each start with a stride-2 downsampling block, convolutional stages (DSConv / ResBlock / MBConv /
@@ -177,32 +302,9 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         fewer_norm (`list[bool]`):
             Per stage: convolutions inside MBConv/FusedMBConv/ResBlock use a bias and no BatchNorm, except
             for the last one (the original's "fewer_norm").
-        token_mixer (`str`, *optional*, defaults to `"lite_mla"`):
-            Global token mixer of every EfficientViT block: `"lite_mla"` (the original multi-scale ReLU linear
-            attention), `"softmax"` (quadratic multi-head softmax attention over all pixels, the baseline the
-            paper compares against), `"hyena"` (2-D gated long convolution computed with FFTs) or `"retention"`
-            (2-D retention with a per-head Manhattan-distance decay). Each is a drop-in (B, C, H, W) module.
-        attention_head_dim (`int`, *optional*, defaults to 16):
-            Channels per head of the attention (`lite_mla`, `softmax` and `retention`); `hyena` mixes
-            `heads * attention_head_dim` channels, headless.
-        attention_heads_ratio (`float`, *optional*, defaults to 1.0):
-            Heads = `int(channels // attention_head_dim * attention_heads_ratio)`.
-        attention_scales (`list[int]`, *optional*, defaults to `[5]`):
-            Kernel sizes of the multi-scale token aggregation (one extra branch each; `lite_mla` only).
-        attention_eps (`float`, *optional*, defaults to 1e-15):
-            Added to the attention denominator; the attention always runs in fp32, where it is not 0 (`lite_mla`).
-        hyena_order (`int`, *optional*, defaults to 2):
-            `hyena`: number of gated long convolutions (the Hyena recurrence depth N; N + 1 input projections).
-        hyena_filter_hidden (`int`, *optional*, defaults to 32):
-            `hyena`: width of the MLP that generates the implicit long filters from relative positions.
-        hyena_filter_frequencies (`int`, *optional*, defaults to 8):
-            `hyena`: sine/cosine features per axis fed to that MLP (periods 4, 8, ..., 2**(frequencies + 1) pixels).
-        hyena_filter_reach (`list[float]`, *optional*, defaults to `[4.0, 256.0]`):
-            `hyena`: distances (feature-map pixels) at which the filter window decays to 1% of its centre, for
-            the fastest and the slowest decaying channel (log-spaced between, as Hyena's exponential modulation).
-        retention_decay_exponents (`list[float]`, *optional*, defaults to `[2.0, 6.0]`):
-            `retention`: head `h` of `n` decays as `gamma_h ** (|dy| + |dx|)` with
-            `gamma_h = 1 - 2 ** -(a + (b - a) * h / n)` for `[a, b]` (RMT's setting: gamma from 0.75 towards 0.98).
+        token_mixer, attention_head_dim, attention_heads_ratio, attention_scales, attention_eps, hyena_*,
+        retention_decay_exponents:
+            The EfficientViT blocks' token mixer (see `TokenMixerFieldsMixin`): LiteMLA by default.
         hidden_act (`str`, *optional*, defaults to `"hardswish"`):
             One of `relu`, `relu6`, `hardswish`, `silu`, `gelu` (exact) and `gelu_tanh` (the original's gelu).
         norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -233,10 +335,11 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         initializer_range (`float`, *optional*, defaults to 0.02):
             Std of the truncated normal used to initialise conv and linear weights.
         optimize_inference (`bool`, *optional*, defaults to `True`):
-            In eval mode, compute with the inference-optimised graph: BatchNorm folded into the conv before it,
-            channels-last feature maps on CPU, in-place activations and residual adds when no gradient is
-            recorded. Outputs agree with the plain graph to fp32 rounding; training mode always runs the plain
-            graph. `model.set_inference_optimizations(False)` switches it off at run time.
+            Install the inference fast path (`modeling_efficientvit_fastpath.py`): in eval mode BatchNorm folded
+            into the conv before it, channels-last feature maps on CPU, the fastest CPU conv kernels, in-place
+            activations and residual adds when no gradient is recorded. Outputs agree with the plain graph to
+            fp32 rounding; training mode always runs the plain graph; `state_dict` is the same either way.
+            `model.set_inference_optimizations(False)` switches it off at run time.
         out_features (`list[str]`, *optional*):
             Backbone outputs by stage name (`"stage0"` ... ); defaults to the last stage.
         out_indices (`list[int]`, *optional*):
@@ -254,17 +357,6 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         expand_ratios: list[float] | tuple[float, ...] = (1, 4, 4, 4, 4),
         downsample_expand_ratios: list[float] | tuple[float, ...] = (1, 4, 4, 4, 4),
         fewer_norm: list[bool] | tuple[bool, ...] = (False, False, False, True, True),
-        attention_head_dim: int = 16,
-        attention_heads_ratio: float = 1.0,
-        attention_scales: list[int] | tuple[int, ...] = (5,),
-        attention_eps: float = 1e-15,
-        token_mixer: str = "lite_mla",
-        hyena_order: int = HYENA_DEFAULTS["hyena_order"],
-        hyena_filter_hidden: int = HYENA_DEFAULTS["hyena_filter_hidden"],
-        hyena_filter_frequencies: int = HYENA_DEFAULTS["hyena_filter_frequencies"],
-        hyena_filter_reach: list[float] | tuple[float, float] = tuple(HYENA_DEFAULTS["hyena_filter_reach"]),
-        retention_decay_exponents: list[float] | tuple[float, float] = tuple(
-            RETENTION_DEFAULTS["retention_decay_exponents"]),
         hidden_act: str = "hardswish",
         norm_eps: float = 1e-5,
         head_widths: list[int] | tuple[int, ...] = (1536, 1600),
@@ -284,6 +376,7 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         out_indices: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
+        self._init_token_mixer_fields(kwargs)
         super().__init__(**kwargs)
         self.num_channels = num_channels
         self.widths = [int(w) for w in widths]
@@ -292,16 +385,6 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         self.expand_ratios = list(expand_ratios)
         self.downsample_expand_ratios = list(downsample_expand_ratios)
         self.fewer_norm = [bool(f) for f in fewer_norm]
-        self.attention_head_dim = attention_head_dim
-        self.attention_heads_ratio = attention_heads_ratio
-        self.attention_scales = [int(s) for s in _as_list(attention_scales)]
-        self.attention_eps = attention_eps
-        self.token_mixer = token_mixer
-        self.hyena_order = int(hyena_order)
-        self.hyena_filter_hidden = int(hyena_filter_hidden)
-        self.hyena_filter_frequencies = int(hyena_filter_frequencies)
-        self.hyena_filter_reach = [float(r) for r in _as_list(hyena_filter_reach)]
-        self.retention_decay_exponents = [float(e) for e in _as_list(retention_decay_exponents)]
         self.hidden_act = hidden_act
         self.norm_eps = norm_eps
         self.head_widths = list(head_widths)
@@ -347,33 +430,10 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
             raise ValueError(f"Stage 0 (the stem) must use 'ds' or 'res' blocks, got {self.block_types[0]!r}.")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"Unknown activation {self.hidden_act!r}; expected one of {ACTIVATIONS}.")
-        for stage, (block, width) in enumerate(zip(self.block_types, self.widths)):
-            if block == "att" and width // self.attention_head_dim * self.attention_heads_ratio < 1:
-                raise ValueError(
-                    f"Stage {stage} has {width} channels, fewer than one attention head of "
-                    f"{self.attention_head_dim} channels."
-                )
-        if any(s % 2 == 0 for s in self.attention_scales):
-            raise ValueError(f"`attention_scales` must be odd kernel sizes, got {self.attention_scales}.")
-        self._validate_token_mixer()
+        attention_stages = [i for i, block in enumerate(self.block_types) if block == "att"]
+        self._validate_token_mixer_fields({f"Stage {i}": self.widths[i] for i in attention_stages})
         if self.segmentation_head_block not in ("mb", "fmb"):
             raise ValueError(f"`segmentation_head_block` must be 'mb' or 'fmb', got {self.segmentation_head_block!r}.")
-
-    def _validate_token_mixer(self) -> None:
-        if self.token_mixer not in TOKEN_MIXERS:
-            raise ValueError(f"Unknown token_mixer {self.token_mixer!r}; expected one of {', '.join(TOKEN_MIXERS)}.")
-        for name in ("hyena_order", "hyena_filter_hidden", "hyena_filter_frequencies"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
-        reach = self.hyena_filter_reach
-        if len(reach) != 2 or not 0 < reach[0] <= reach[1]:
-            raise ValueError(f"`hyena_filter_reach` must be two distances 0 < fastest <= slowest, got {reach}.")
-        exponents = self.retention_decay_exponents
-        if len(exponents) != 2 or not 0 < exponents[0] <= exponents[1]:
-            raise ValueError(
-                f"`retention_decay_exponents` must be two exponents 0 < first <= last (gamma = 1 - 2**-e), got "
-                f"{exponents}."
-            )
 
     @property
     def num_stages(self) -> int:
@@ -389,17 +449,20 @@ class EfficientViTConfig(BackboneConfigMixin, PreTrainedConfig):
         return sorted(PRESETS) + sorted(SEGMENTATION_PRESETS)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> EfficientViTConfig:
-        """The configuration of an original variant (`"b1"`, `"l2"`, `"seg-b1-ade20k"`, ...), with overrides."""
+    def preset_fields(cls, name: str) -> dict[str, Any]:
+        """A backbone preset, or a segmentation preset merged onto its backbone's."""
         if name in SEGMENTATION_PRESETS:
-            seg = dict(SEGMENTATION_PRESETS[name])
-            kwargs = {**PRESETS[seg.pop("backbone")], **seg}
-        elif name in PRESETS:
-            kwargs = dict(PRESETS[name])
-        else:
-            raise ValueError(f"Unknown EfficientViT preset {name!r}. Known presets: {', '.join(cls.preset_names())}.")
-        kwargs.update(overrides)
-        return cls(**kwargs)
+            seg = copy.deepcopy(SEGMENTATION_PRESETS[name])
+            return {**copy.deepcopy(PRESETS[seg.pop("backbone")]), **seg}
+        return copy.deepcopy(PRESETS[name])
 
 
-__all__ = ["EfficientViTConfig", "PRESETS", "SEGMENTATION_PRESETS", "TOKEN_MIXERS"]
+__all__ = [
+    "EfficientViTConfig",
+    "PRESETS",
+    "SEGMENTATION_PRESETS",
+    "TOKEN_MIXERS",
+    "TOKEN_MIXER_DEFAULTS",
+    "PresetsMixin",
+    "TokenMixerFieldsMixin",
+]

@@ -19,7 +19,7 @@ try:  # transformers >= 5
 except ImportError:  # transformers 4.57
     from transformers import PretrainedConfig as PreTrainedConfig
 
-from .configuration_efficientvit import PRESETS, EfficientViTConfig
+from .configuration_efficientvit import PRESETS, EfficientViTConfig, PresetsMixin
 
 # Every norm of the released EfficientViT-SAM models (BatchNorm, LayerNorm2d and the mask decoder's
 # LayerNorms) uses this epsilon (the original model zoo calls `set_norm_eps(model, 1e-6)`).
@@ -113,7 +113,7 @@ def _as_sub_config(value: Any, config_class: type, name: str, defaults: dict[str
     raise ValueError(f"`{name}` must be a dict or a {config_class.__name__}, got {type(value).__name__}.")
 
 
-class EfficientViTSamConfig(PreTrainedConfig):
+class EfficientViTSamConfig(PresetsMixin, PreTrainedConfig):
     r"""
     Configuration of EfficientViT-SAM (arXiv 2402.05008): SAM's prompt encoder and mask decoder on an
     EfficientViT image encoder (backbone, then a neck that resizes the chosen stages to one
@@ -138,6 +138,8 @@ class EfficientViTSamConfig(PreTrainedConfig):
     """
 
     model_type = "efficientvit_sam"
+    preset_family = "EfficientViT-SAM"
+    presets = SAM_PRESETS
     sub_configs = {
         "vision_config": EfficientViTConfig,
         "prompt_encoder_config": SamPromptEncoderConfig,
@@ -208,18 +210,9 @@ class EfficientViTSamConfig(PreTrainedConfig):
         return int(self.vision_config.image_size)
 
     @classmethod
-    def preset_names(cls) -> list[str]:
-        return sorted(SAM_PRESETS)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> EfficientViTSamConfig:
-        """The configuration of a released variant (`"sam-l0"` ... `"sam-xl1"`), with overrides."""
-        if name not in SAM_PRESETS:
-            raise ValueError(
-                f"Unknown EfficientViT-SAM preset {name!r}. Known presets: {', '.join(cls.preset_names())}."
-            )
-        vision_config = sam_vision_config(**SAM_PRESETS[name])
-        return cls(vision_config=vision_config, **overrides)
+    def preset_fields(cls, name: str) -> dict[str, Any]:
+        """A released variant: its vision config (backbone preset + neck); overrides apply to this config."""
+        return {"vision_config": sam_vision_config(**SAM_PRESETS[name])}
 
 
 __all__ = ["EfficientViTSamConfig", "SAM_PRESETS", "NECK_DEFAULTS", "SAM_NORM_EPS", "sam_vision_config"]

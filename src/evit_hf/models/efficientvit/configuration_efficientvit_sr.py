@@ -3,8 +3,9 @@
 This module owns `EfficientViTSRConfig` (model type `efficientvit_sr`) and `SR_PRESETS`, the presets of the
 two settings of the EfficientViT paper (arXiv 2205.14756): lightweight SR (BSD100 evaluation, x2/x3/x4) and
 high-resolution face SR (FFHQ, x4). The original authors published results but no SR code; the architecture
-follows the paper's description (see `modeling_efficientvit_sr.py`). It imports only `transformers` (and
-the standard library), so a folder written by `save_pretrained` can carry it for `trust_remote_code=True`.
+follows the paper's description (see `modeling_efficientvit_sr.py`). The token-mixer fields of its EfficientViT blocks
+are `EfficientViTConfig`'s (`TokenMixerFieldsMixin`). It imports only `transformers` and a sibling file, so a
+folder written by `save_pretrained` can carry it for `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ try:  # transformers >= 5
 except ImportError:  # transformers 4.57 (the Optimum ONNX exporter pins it)
     from transformers import PretrainedConfig as PreTrainedConfig
 
-from .configuration_efficientvit import ACTIVATIONS
+from .configuration_efficientvit import ACTIVATIONS, PresetsMixin, TokenMixerFieldsMixin, _as_list
 
 UPSCALES = (2, 3, 4)
 SR_NORM_TYPES = ("none", "layernorm")
@@ -53,11 +54,7 @@ SR_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _as_list(value: Any) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-class EfficientViTSRConfig(PreTrainedConfig):
+class EfficientViTSRConfig(TokenMixerFieldsMixin, PresetsMixin, PreTrainedConfig):
     r"""
     Configuration of an EfficientViT super-resolution network: a 3x3 conv stem, `num_blocks` EfficientViT
     blocks (multi-scale ReLU linear attention + MBConv FFN with a depthwise conv) at the input resolution, a
@@ -81,14 +78,10 @@ class EfficientViTSRConfig(PreTrainedConfig):
             Width of the stem, the EfficientViT blocks and the conv after them.
         num_blocks (`int`, *optional*, defaults to 8):
             Number of EfficientViT blocks, all at the input resolution.
-        attention_head_dim (`int`, *optional*, defaults to 16):
-            Channels per head of the linear attention (`hidden_size // attention_head_dim` heads).
-        attention_heads_ratio (`float`, *optional*, defaults to 1.0):
-            Heads = `int(hidden_size // attention_head_dim * attention_heads_ratio)`.
-        attention_scales (`list[int]`, *optional*, defaults to `[5]`):
-            Odd kernel sizes of the multi-scale token aggregation (one extra set of q/k/v each).
-        attention_eps (`float`, *optional*, defaults to 1e-15):
-            Added to the attention denominator (the attention always runs in fp32).
+        token_mixer, attention_head_dim, attention_heads_ratio, attention_scales, attention_eps, hyena_*,
+        retention_decay_exponents:
+            The token mixer of the EfficientViT blocks (see `TokenMixerFieldsMixin`): by default LiteMLA with
+            `hidden_size // attention_head_dim` heads of 16 channels and one 5x5 aggregation scale.
         expand_ratio (`float`, *optional*, defaults to 4):
             Expansion ratio of the FFN (MBConv: 1x1 expand, 3x3 depthwise, 1x1 project).
         hidden_act (`str`, *optional*, defaults to `"gelu"`):
@@ -119,6 +112,8 @@ class EfficientViTSRConfig(PreTrainedConfig):
     """
 
     model_type = "efficientvit_sr"
+    preset_family = "EfficientViT-SR"
+    presets = SR_PRESETS
 
     def __init__(
         self,
@@ -126,10 +121,6 @@ class EfficientViTSRConfig(PreTrainedConfig):
         num_channels: int = 3,
         hidden_size: int = 64,
         num_blocks: int = 8,
-        attention_head_dim: int = 16,
-        attention_heads_ratio: float = 1.0,
-        attention_scales: list[int] | tuple[int, ...] = (5,),
-        attention_eps: float = 1e-15,
         expand_ratio: float = 4,
         hidden_act: str = "gelu",
         norm_type: str = "none",
@@ -142,15 +133,12 @@ class EfficientViTSRConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         **kwargs: Any,
     ) -> None:
+        self._init_token_mixer_fields(kwargs)
         super().__init__(**kwargs)
         self.upscale = upscale
         self.num_channels = num_channels
         self.hidden_size = hidden_size
         self.num_blocks = num_blocks
-        self.attention_head_dim = attention_head_dim
-        self.attention_heads_ratio = attention_heads_ratio
-        self.attention_scales = [int(s) for s in _as_list(attention_scales)]
-        self.attention_eps = attention_eps
         self.expand_ratio = expand_ratio
         self.hidden_act = hidden_act
         self.norm_type = norm_type
@@ -173,16 +161,9 @@ class EfficientViTSRConfig(PreTrainedConfig):
 
         if self.upscale not in UPSCALES or isinstance(self.upscale, bool):
             raise ValueError(f"`upscale` must be one of {UPSCALES}, got {self.upscale!r}.")
-        for name in ("num_channels", "hidden_size", "num_blocks", "attention_head_dim", "upsampler_hidden_size"):
+        for name in ("num_channels", "hidden_size", "num_blocks", "upsampler_hidden_size"):
             positive_int(name)
-        heads = int(self.hidden_size // self.attention_head_dim * self.attention_heads_ratio)
-        if heads < 1:
-            raise ValueError(
-                f"`hidden_size` {self.hidden_size} gives no attention head of {self.attention_head_dim} channels "
-                f"(with attention_heads_ratio {self.attention_heads_ratio}); lower `attention_head_dim`."
-            )
-        if not self.attention_scales or any(s < 1 or s % 2 == 0 for s in self.attention_scales):
-            raise ValueError(f"`attention_scales` must be odd positive kernel sizes, got {self.attention_scales}.")
+        self._validate_token_mixer_fields({"`hidden_size`": self.hidden_size})
         if not self.expand_ratio > 0:
             raise ValueError(f"`expand_ratio` must be positive, got {self.expand_ratio}.")
         if self.hidden_act not in ACTIVATIONS:
@@ -232,19 +213,6 @@ class EfficientViTSRConfig(PreTrainedConfig):
     @custom_pipelines.setter
     def custom_pipelines(self, value: dict[str, dict] | None) -> None:
         self.__dict__["custom_pipelines"] = dict(value or {})
-
-    @classmethod
-    def preset_names(cls) -> list[str]:
-        return sorted(SR_PRESETS)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> EfficientViTSRConfig:
-        """The configuration of a preset (`"sr-light-x2"`, `"sr-ffhq-x4"`, ...), with field overrides."""
-        if name not in SR_PRESETS:
-            raise ValueError(
-                f"Unknown EfficientViT-SR preset {name!r}. Known presets: {', '.join(cls.preset_names())}."
-            )
-        return cls(**{**SR_PRESETS[name], **overrides})
 
 
 __all__ = ["EfficientViTSRConfig", "SR_PRESETS"]

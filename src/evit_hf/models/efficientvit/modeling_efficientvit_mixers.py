@@ -1,11 +1,12 @@
-"""Token mixers that replace the EfficientViT block's LiteMLA: softmax attention, 2-D Hyena and 2-D retention.
+"""The token mixers of the EfficientViT block, in one registry: LiteMLA (the original), softmax attention,
+2-D Hyena and 2-D retention.
 
-Owns `SoftmaxAttention` (quadratic multi-head attention, the baseline of the EfficientViT paper), `HyenaMixer`
-(gated long convolutions with implicit 2-D filters, applied with FFTs), `RetentionMixer` (RetNet-style retention
-with a per-head Manhattan-distance decay), their functional cores and `build_token_mixer`, which
-`EfficientViTBlock` calls for every `config.token_mixer` but the default `"lite_mla"`. Every mixer maps
-(B, C, H, W) to (B, C, H, W) for any H and W, computes its global mixing in fp32 with autocast off, and ends
-with a 1x1 `ConvNormAct` projection like LiteMLA (so the eval-mode BatchNorm folding applies to it too).
+Owns `LiteMultiScaleAttention` (multi-scale ReLU linear attention, `"lite_mla"`), `SoftmaxAttention` (quadratic
+multi-head attention, the baseline of the EfficientViT paper), `HyenaMixer` (gated long convolutions with
+implicit 2-D filters, applied with FFTs), `RetentionMixer` (RetNet-style retention with a per-head
+Manhattan-distance decay), their functional cores, `TOKEN_MIXER_CLASSES` (`config.token_mixer` -> class) and
+`build_token_mixer`. Every mixer maps (B, C, H, W) to (B, C, H, W) for any H and W, computes its global mixing
+in fp32 with autocast off, keeps its input's memory format and ends with a 1x1 `ConvNormAct` projection.
 Imports only torch and sibling files, so it travels in `trust_remote_code` folders.
 """
 
@@ -18,21 +19,99 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configuration_efficientvit import HYENA_DEFAULTS, RETENTION_DEFAULTS, TOKEN_MIXERS
-from .modeling_efficientvit import ConvNormAct, _autocast_disabled, layout_like
+from .configuration_efficientvit import TOKEN_MIXERS
+from .modeling_efficientvit_blocks import ConvNormAct, autocast_disabled, layout_like
 
 
-def _heads(channels: int, config: Any) -> int:
-    heads = int(channels // config.attention_head_dim * config.attention_heads_ratio)
+def attention_heads(channels: int, head_dim: int, heads_ratio: float) -> int:
+    """`int(channels // head_dim * heads_ratio)` heads of `head_dim` channels, at least one."""
+    heads = int(channels // head_dim * heads_ratio)
     if heads < 1:
-        raise ValueError(f"{channels} channels give no attention head of {config.attention_head_dim} channels.")
+        raise ValueError(f"{channels} channels give no attention head of {head_dim} channels.")
     return heads
 
 
-def _projection(in_channels: int, out_channels: int, config: Any, norm_type: str | None) -> ConvNormAct:
-    """The output 1x1 conv, normalised as LiteMLA's (`norm_type` None: a bias and no norm)."""
+def _projection(in_channels: int, out_channels: int, norm_eps: float, norm_type: str | None) -> ConvNormAct:
+    """The output 1x1 conv of every mixer: BatchNorm (or `norm_type`; `None`: a bias and no norm)."""
     return ConvNormAct(in_channels, out_channels, 1, bias=norm_type is None, use_norm=norm_type is not None,
-                       norm_eps=config.norm_eps, norm_type=norm_type or "batchnorm")
+                       norm_eps=norm_eps, norm_type=norm_type or "batchnorm")
+
+
+class TokenMixer(nn.Module):
+    """Base of the token mixers: `from_config` builds one for `channels` in and out from a config's
+    token-mixer fields (`TokenMixerFieldsMixin`) and `norm_eps`."""
+
+    @classmethod
+    def from_config(cls, channels: int, config: Any, norm_type: str | None = "batchnorm") -> TokenMixer:
+        return cls(channels, channels, config, norm_type=norm_type)
+
+
+# ------------------------------------------------------------------------------------------------ lite_mla
+
+
+def relu_linear_attention(qkv: torch.Tensor, head_dim: int, eps: float) -> torch.Tensor:
+    """ReLU linear attention over all pixels, in fp32 whatever the input dtype or autocast state.
+
+    `qkv` is (B, heads * 3 * head_dim, H, W) with each head's channels ordered [q | k | v] (the original
+    layout). Per head, with q, k after ReLU: `out_n = sum_m v_m (k_m . q_n) / (sum_m k_m . q_n + eps)`.
+    The denominator uses the key sum directly instead of the original's padding of V with a row of ones,
+    and one path serves every map size, so export tracing cannot freeze a size-dependent branch.
+    """
+    batch, _, height, width = qkv.shape
+    with autocast_disabled(qkv):
+        tokens = qkv.float().reshape(batch, -1, 3 * head_dim, height * width)
+        q, k, v = tokens.split(head_dim, dim=2)  # each (B, heads, d, N)
+        q, k = F.relu(q), F.relu(k)
+        kv = v @ k.transpose(-1, -2)  # (B, heads, d, d)
+        numerator = kv @ q  # (B, heads, d, N)
+        denominator = k.sum(dim=-1, keepdim=True).transpose(-1, -2) @ q  # (B, heads, 1, N)
+        out = numerator / (denominator + eps)
+    return out.to(qkv.dtype).reshape(batch, -1, height, width)
+
+
+class MultiScaleAggregation(nn.Module):
+    """Aggregates neighbouring tokens of q, k and v: depthwise kxk conv, then a grouped 1x1 conv per head."""
+
+    def __init__(self, channels: int, kernel_size: int, heads: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels,
+                                   bias=False)
+        self.pointwise = nn.Conv2d(channels, channels, 1, groups=3 * heads, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class LiteMultiScaleAttention(TokenMixer):
+    """Lightweight multi-scale ReLU linear attention (the original's LiteMLA, `token_mixer="lite_mla"`).
+
+    1x1 conv to per-head [q|k|v], extra q/k/v sets from multi-scale aggregation (each set of heads attends
+    on its own), ReLU linear attention, 1x1 projection with BatchNorm (`norm_type`: another norm, or `None`
+    for a projection with a bias and no norm).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, head_dim: int, heads_ratio: float = 1.0,
+                 scales: tuple[int, ...] | list[int] = (5,), eps: float = 1e-15, norm_eps: float = 1e-5,
+                 norm_type: str | None = "batchnorm") -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.eps = eps
+        heads = attention_heads(in_channels, head_dim, heads_ratio)
+        total = heads * head_dim
+        self.qkv = ConvNormAct(in_channels, 3 * total, 1, use_norm=False)
+        self.aggregations = nn.ModuleList(MultiScaleAggregation(3 * total, s, heads) for s in scales)
+        self.proj = _projection(total * (1 + len(scales)), out_channels, norm_eps, norm_type)
+
+    @classmethod
+    def from_config(cls, channels: int, config: Any, norm_type: str | None = "batchnorm") -> LiteMultiScaleAttention:
+        return cls(channels, channels, config.attention_head_dim, config.attention_heads_ratio,
+                   config.attention_scales, config.attention_eps, config.norm_eps, norm_type=norm_type)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qkv = self.qkv(x)
+        if len(self.aggregations):
+            qkv = torch.cat([qkv, *(aggregate(qkv) for aggregate in self.aggregations)], dim=1)
+        return self.proj(layout_like(relu_linear_attention(qkv, self.head_dim, self.eps), x))
 
 
 # ------------------------------------------------------------------------------------------------ softmax
@@ -46,14 +125,14 @@ def softmax_attention(qkv: torch.Tensor, head_dim: int) -> torch.Tensor:
     picks the fused (flash) CPU/GPU kernel where it can, which never materialises the N x N matrix.
     """
     batch, _, height, width = qkv.shape
-    with _autocast_disabled(qkv):
+    with autocast_disabled(qkv):
         tokens = qkv.float().reshape(batch, -1, 3 * head_dim, height * width).transpose(-1, -2)
         q, k, v = (t.contiguous() for t in tokens.split(head_dim, dim=-1))  # each (B, heads, N, d)
         out = F.scaled_dot_product_attention(q, k, v)
     return out.transpose(-1, -2).reshape(batch, -1, height, width).to(qkv.dtype)
 
 
-class SoftmaxAttention(nn.Module):
+class SoftmaxAttention(TokenMixer):
     """Quadratic multi-head self-attention: 1x1 conv to per-head [q|k|v], softmax attention, 1x1 projection.
 
     The plain global attention the EfficientViT paper measures ReLU linear attention against (no multi-scale
@@ -63,9 +142,9 @@ class SoftmaxAttention(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: Any, norm_type: str | None = "batchnorm"):
         super().__init__()
         self.head_dim = config.attention_head_dim
-        total = _heads(in_channels, config) * self.head_dim
+        total = attention_heads(in_channels, self.head_dim, config.attention_heads_ratio) * self.head_dim
         self.qkv = ConvNormAct(in_channels, 3 * total, 1, use_norm=False)
-        self.proj = _projection(total, out_channels, config, norm_type)
+        self.proj = _projection(total, out_channels, config.norm_eps, norm_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(layout_like(softmax_attention(self.qkv(x), self.head_dim), x))
@@ -220,7 +299,7 @@ class _Sine(nn.Module):
         return torch.sin(x)
 
 
-class HyenaMixer(nn.Module):
+class HyenaMixer(TokenMixer):
     """2-D Hyena operator of order N: `z = v; z = x_n * (conv(h_n, z) + b_n * z)` for n = 1..N, then a projection.
 
     A 1x1 conv gives N + 1 maps (v and the gates x_1..x_N) of `heads * head_dim` channels, a 3x3 depthwise
@@ -231,54 +310,29 @@ class HyenaMixer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, config: Any, norm_type: str | None = "batchnorm"):
         super().__init__()
-        self.order = int(getattr(config, "hyena_order", HYENA_DEFAULTS["hyena_order"]))
-        self.width = _heads(in_channels, config) * config.attention_head_dim
+        self.order, head_dim = config.hyena_order, config.attention_head_dim
+        self.width = attention_heads(in_channels, head_dim, config.attention_heads_ratio) * head_dim
         branches = (self.order + 1) * self.width
         self.in_proj = ConvNormAct(in_channels, branches, 1, use_norm=False)
         self.short_conv = ConvNormAct(branches, branches, 3, groups=branches, bias=True, use_norm=False)
-        self.filter = HyenaFilter2d(
-            self.width, self.order,
-            int(getattr(config, "hyena_filter_hidden", HYENA_DEFAULTS["hyena_filter_hidden"])),
-            int(getattr(config, "hyena_filter_frequencies", HYENA_DEFAULTS["hyena_filter_frequencies"])),
-            getattr(config, "hyena_filter_reach", HYENA_DEFAULTS["hyena_filter_reach"]),
-        )
+        self.filter = HyenaFilter2d(self.width, self.order, config.hyena_filter_hidden,
+                                    config.hyena_filter_frequencies, config.hyena_filter_reach)
         # Ones: with the (small) initial filters the operator starts as a product of gates, x_N * ... * x_1 * v.
         self.skip = nn.Parameter(torch.ones(self.order, self.width))
-        self.proj = _projection(self.width, out_channels, config, norm_type)
-        self._spectra_cache: tuple[tuple, torch.Tensor] | None = None
+        self.proj = _projection(self.width, out_channels, config.norm_eps, norm_type)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spectra: torch.Tensor | None = None) -> torch.Tensor:
+        """`spectra` (`kernel_spectrum` of `self.filter` at x's size) may be given to reuse them (the inference
+        fast path caches them: they depend on the weights and the map size only)."""
         branches = self.short_conv(self.in_proj(x))
         height, width = branches.shape[-2:]
-        with _autocast_disabled(branches):
+        with autocast_disabled(branches):
             z, *gates = branches.float().split(self.width, dim=1)
-            reuse = self._reuse_filters()
-            filters = self._cached_spectra(height, width) if reuse else self.filter(height, width)
+            kernels = self.filter(height, width) if spectra is None else None
             for n, gate in enumerate(gates):
-                mixed = fft_long_conv2d(z, spectrum=filters[n]) if reuse else long_conv2d(z, filters[n])
+                mixed = long_conv2d(z, kernels[n]) if spectra is None else fft_long_conv2d(z, spectrum=spectra[n])
                 z = gate * (mixed + self.skip[n].float().view(1, -1, 1, 1) * z)
         return self.proj(layout_like(z.to(branches.dtype), x))
-
-    def _reuse_filters(self) -> bool:
-        """Inference in eager mode: the filters depend on the weights and the map size only, so their spectra
-        are computed once per size (tracing, export, compilation and training recompute them every call)."""
-        return (
-            not self.training
-            and not torch.is_grad_enabled()
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and not torch.onnx.is_in_onnx_export()
-        )
-
-    def _cached_spectra(self, height: int, width: int) -> torch.Tensor:
-        """The filters' spectra (order, width, 2H, W + 1) for this map size, recomputed when the size or any
-        filter weight changed (in-place updates bump a tensor's `_version`); one size is kept."""
-        params = list(self.filter.parameters())
-        key = (height, width, params[0].device, tuple((p.data_ptr(), p._version) for p in params))
-        if self._spectra_cache is None or self._spectra_cache[0] != key:
-            self._spectra_cache = None  # free the old spectra before making the new ones
-            self._spectra_cache = (key, kernel_spectrum(self.filter(height, width)))
-        return self._spectra_cache[1]
 
 
 # ------------------------------------------------------------------------------------------------ retention
@@ -317,7 +371,7 @@ def retention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_gammas: 
     return numerator / row_sum.abs().clamp(min=1.0)
 
 
-class RetentionMixer(nn.Module):
+class RetentionMixer(TokenMixer):
     """2-D retention (RetNet / RMT's Manhattan self-attention without softmax): per head, every pixel attends
     to every other with weight `(q . k) gamma_h^(|dy| + |dx|)`, normalised per pixel and head (RetNet's
     GroupNorm), gated by `silu(g)` and projected.
@@ -329,19 +383,19 @@ class RetentionMixer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: Any, norm_type: str | None = "batchnorm"):
         super().__init__()
         self.head_dim = config.attention_head_dim
-        self.heads = _heads(in_channels, config)
+        self.heads = attention_heads(in_channels, self.head_dim, config.attention_heads_ratio)
         total = self.heads * self.head_dim
         self.qkvg = ConvNormAct(in_channels, 4 * total, 1, use_norm=False)
-        first, last = getattr(config, "retention_decay_exponents", RETENTION_DEFAULTS["retention_decay_exponents"])
+        first, last = config.retention_decay_exponents
         exponents = [first + (last - first) * h / self.heads for h in range(self.heads)]
         # Plain floats (RMT's schedule): fixed by the config, so neither trained nor saved.
         self.log_gammas = [math.log(1.0 - 2.0**-e) for e in exponents]
-        self.proj = _projection(total, out_channels, config, norm_type)
+        self.proj = _projection(total, out_channels, config.norm_eps, norm_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qkvg = self.qkvg(x)
         batch, _, height, width = qkvg.shape
-        with _autocast_disabled(qkvg):
+        with autocast_disabled(qkvg):
             # (B, 4, heads, d, H, W) -> four (B, heads, H, W, d) maps.
             parts = qkvg.float().reshape(batch, 4, self.heads, self.head_dim, height, width).permute(1, 0, 2, 4, 5, 3)
             q, k, v, gate = parts.unbind(0)
@@ -352,26 +406,36 @@ class RetentionMixer(nn.Module):
         return self.proj(layout_like(out.to(qkvg.dtype), x))
 
 
-# ------------------------------------------------------------------------------------------------ factory
+# ------------------------------------------------------------------------------------------------ registry
 
-_MIXERS: dict[str, type[nn.Module]] = {"softmax": SoftmaxAttention, "hyena": HyenaMixer, "retention": RetentionMixer}
+# `config.token_mixer` -> mixer class (the names are `TOKEN_MIXERS`, which configs validate against).
+TOKEN_MIXER_CLASSES: dict[str, type[TokenMixer]] = {
+    "lite_mla": LiteMultiScaleAttention,
+    "softmax": SoftmaxAttention,
+    "hyena": HyenaMixer,
+    "retention": RetentionMixer,
+}
 
 
-def build_token_mixer(name: str, channels: int, config: Any, norm_type: str | None = "batchnorm") -> nn.Module:
-    """The token mixer `name` (any of `TOKEN_MIXERS` but `"lite_mla"`, which `EfficientViTBlock` builds) for
-    `channels` in and out, reading its hyperparameters from `config`."""
-    if name not in _MIXERS:
-        others = [m for m in TOKEN_MIXERS if m != "lite_mla"]
-        raise ValueError(f"Unknown token mixer {name!r}; this factory builds {others} (and the block 'lite_mla').")
-    return _MIXERS[name](channels, channels, config, norm_type=norm_type)
+def build_token_mixer(name: str, channels: int, config: Any, norm_type: str | None = "batchnorm") -> TokenMixer:
+    """The token mixer `name` for `channels` in and out, reading its hyperparameters from `config`."""
+    if name not in TOKEN_MIXER_CLASSES:
+        raise ValueError(f"Unknown token mixer {name!r}; expected one of {', '.join(TOKEN_MIXERS)}.")
+    return TOKEN_MIXER_CLASSES[name].from_config(channels, config, norm_type=norm_type)
 
 
 __all__ = [
+    "TOKEN_MIXER_CLASSES",
+    "TokenMixer",
+    "LiteMultiScaleAttention",
+    "MultiScaleAggregation",
     "SoftmaxAttention",
     "HyenaMixer",
     "HyenaFilter2d",
     "RetentionMixer",
+    "attention_heads",
     "build_token_mixer",
+    "relu_linear_attention",
     "softmax_attention",
     "fft_long_conv2d",
     "kernel_spectrum",

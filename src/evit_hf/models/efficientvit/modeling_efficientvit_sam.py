@@ -25,20 +25,13 @@ from transformers.models.sam.modeling_sam import (
 from .configuration_efficientvit import EfficientViTConfig
 from .configuration_efficientvit_sam import EfficientViTSamConfig
 from .modeling_efficientvit import (
-    ConvNormAct,
     EfficientViTEncoder,
-    FusedMBConv,
+    EfficientViTFamilyMixin,
     InferenceOptimizationMixin,
-    RemoteCodeMixin,
     check_pixel_values,
-    init_module_weights,
-    plain_layout,
-    resize_bicubic,
+    model_output,
 )
-
-# transformers 4.57 copies only the relative imports of this file into a remote-code folder, and the
-# mixers module is imported lazily by modeling_efficientvit: name it here so that it travels too.
-from .modeling_efficientvit_mixers import build_token_mixer  # noqa: F401
+from .modeling_efficientvit_blocks import ConvNormAct, FusedMBConv, capturing_graph, plain_layout, resize_bicubic
 
 
 class EfficientViTSamNeck(nn.Module):
@@ -104,7 +97,7 @@ class EfficientViTSamVisionEncoder(nn.Module):
         return plain_layout(self.layer_norm(self.neck(self.backbone(pixel_values))))
 
 
-class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin, PreTrainedModel):
+class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, EfficientViTFamilyMixin, PreTrainedModel):
     """Weight initialisation and loading glue of EfficientViT-SAM."""
 
     hub_auto_map = {
@@ -114,8 +107,6 @@ class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin
     }
     config_class = EfficientViTSamConfig
     base_model_prefix = "efficientvit_sam"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     _no_split_modules = ["EfficientViTStage", "SamTwoWayAttentionBlock"]
     _supports_sdpa = True
 
@@ -123,7 +114,7 @@ class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, RemoteCodeMixin
         if isinstance(module, SamPositionalEmbedding):
             nn.init.normal_(module.positional_embedding, std=module.scale)
         else:
-            init_module_weights(module, self.config.initializer_range)
+            super()._init_weights(module)
 
     def inference_config(self) -> EfficientViTConfig:
         return self.config.vision_config  # the image encoder's switch
@@ -207,54 +198,32 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
         input_boxes: torch.Tensor | None,
         input_masks: torch.Tensor | None,
     ) -> None:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if capturing_graph():
             return
-        if input_points is not None:
-            if input_points.ndim != 4 or input_points.shape[-1] != 2:
-                raise ValueError(
-                    "`input_points` must be (batch_size, point_batch_size, points_per_mask, 2), got "
-                    f"shape {tuple(input_points.shape)}."
-                )
-            if input_points.shape[0] != batch_size:
-                raise ValueError(
-                    f"`input_points` has batch size {input_points.shape[0]} but there are {batch_size} "
-                    "images; pass one entry per image (several masks per image go in dim 1)."
-                )
-            if input_labels is not None and tuple(input_labels.shape) != tuple(input_points.shape[:3]):
-                raise ValueError(
-                    f"`input_labels` must have shape {tuple(input_points.shape[:3])} to match "
-                    f"`input_points`, got {tuple(input_labels.shape)}."
-                )
-        elif input_labels is not None:
+        if input_labels is not None and input_points is None:
             raise ValueError("`input_labels` were given without `input_points`.")
-        if input_boxes is not None:
-            if input_boxes.ndim != 3 or input_boxes.shape[-1] != 4:
-                raise ValueError(
-                    "`input_boxes` must be (batch_size, num_boxes, 4) as (x0, y0, x1, y1), got shape "
-                    f"{tuple(input_boxes.shape)}."
-                )
-            if input_boxes.shape[0] != batch_size:
-                raise ValueError(
-                    f"`input_boxes` has batch size {input_boxes.shape[0]} but there are {batch_size} images."
-                )
-            if input_points is not None and input_points.shape[1] != input_boxes.shape[1]:
-                raise ValueError(
-                    f"Give as many boxes as point sets per image: {input_boxes.shape[1]} boxes vs "
-                    f"{input_points.shape[1]} point sets."
-                )
-        if input_masks is not None:
-            side = 4 * self.config.prompt_encoder_config.image_embedding_size
-            if input_masks.ndim != 4 or tuple(input_masks.shape[1:]) != (1, side, side):
-                raise ValueError(
-                    f"`input_masks` must be (batch_size, 1, {side}, {side}) low-res mask logits, got "
-                    f"shape {tuple(input_masks.shape)}."
-                )
-            if input_masks.shape[0] != batch_size:
-                raise ValueError(
-                    f"`input_masks` has batch size {input_masks.shape[0]} but there are {batch_size} images."
-                )
         if input_points is None and input_boxes is None and input_masks is None:
             raise ValueError("Give at least one prompt: `input_points`, `input_boxes` or `input_masks`.")
+        side = 4 * self.config.prompt_encoder_config.image_embedding_size
+        shapes = {  # name: (tensor, expected rank, expected trailing shape, layout for the error)
+            "input_points": (input_points, 4, (2,), "(batch_size, point_batch_size, points_per_mask, 2)"),
+            "input_boxes": (input_boxes, 3, (4,), "(batch_size, num_boxes, 4) as (x0, y0, x1, y1)"),
+            "input_masks": (input_masks, 4, (1, side, side), f"(batch_size, 1, {side}, {side}) low-res mask logits"),
+        }
+        for name, (tensor, rank, trailing, layout) in shapes.items():
+            if tensor is None:
+                continue
+            if tensor.ndim != rank or tuple(tensor.shape[rank - len(trailing):]) != trailing:
+                raise ValueError(f"`{name}` must be {layout}, got shape {tuple(tensor.shape)}.")
+            if tensor.shape[0] != batch_size:
+                raise ValueError(f"`{name}` has batch size {tensor.shape[0]} but there are {batch_size} images; "
+                                 f"pass one entry per image (several prompts per image go in dim 1).")
+        if input_labels is not None and tuple(input_labels.shape) != tuple(input_points.shape[:3]):
+            raise ValueError(f"`input_labels` must have shape {tuple(input_points.shape[:3])} to match "
+                             f"`input_points`, got {tuple(input_labels.shape)}.")
+        if input_points is not None and input_boxes is not None and input_points.shape[1] != input_boxes.shape[1]:
+            raise ValueError(f"Give as many boxes as point sets per image: {input_boxes.shape[1]} boxes vs "
+                             f"{input_points.shape[1]} point sets.")
 
     def forward(
         self,
@@ -285,7 +254,6 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
             `pred_masks` (batch, point_batch_size, num_masks, 256, 256) low-res mask logits and `iou_scores`
             (batch, point_batch_size, num_masks).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("Give exactly one of `pixel_values` and `image_embeddings`.")
         if pixel_values is not None:
@@ -318,9 +286,8 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
             attention_similarity=attention_similarity,
             target_embedding=target_embedding,
         )
-        if not return_dict:
-            return iou_scores, pred_masks
-        return SamImageSegmentationOutput(iou_scores=iou_scores, pred_masks=pred_masks)
+        output = SamImageSegmentationOutput(iou_scores=iou_scores, pred_masks=pred_masks)
+        return model_output(output, return_dict, self.config)
 
 
 __all__ = [

@@ -16,19 +16,13 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .configuration_efficientvit import EfficientViTConfig
 from .modeling_efficientvit import (
-    ConvNormAct,
     EfficientViTModel,
     EfficientViTPreTrainedModel,
-    FusedMBConv,
-    MBConv,
     check_pixel_values,
-    plain_layout,
-    resize_bicubic,
+    model_output,
+    plain_hidden_states,
 )
-
-# transformers 4.57 copies only the relative imports of this file into a remote-code folder, and the
-# mixers module is imported lazily by modeling_efficientvit: name it here so that it travels too.
-from .modeling_efficientvit_mixers import build_token_mixer  # noqa: F401
+from .modeling_efficientvit_blocks import ConvNormAct, FusedMBConv, MBConv, plain_layout, resize_bicubic
 
 
 def _stage_index(config: EfficientViTConfig, name: str) -> int:
@@ -132,14 +126,9 @@ class EfficientViTForSemanticSegmentation(EfficientViTPreTrainedModel):
         self.decode_head = EfficientViTSegmentationHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> SemanticSegmenterOutput | tuple:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                **kwargs) -> SemanticSegmenterOutput | tuple:
         """
         Args:
             pixel_values: (batch, channels, height, width) normalised images; height and width must be
@@ -152,19 +141,13 @@ class EfficientViTForSemanticSegmentation(EfficientViTPreTrainedModel):
             `logits` (batch, num_labels, height / 8, width / 8), `loss` when `labels` is given, and optionally
             `hidden_states`.
         """
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         check_pixel_values(pixel_values, self.config, multiple=self.config.total_stride)
         features = self.efficientvit.encoder(pixel_values)  # in the encoder's layout, for the head's convs
         logits = plain_layout(self.decode_head(features))
         loss = semantic_segmentation_loss(logits, labels, self.config) if labels is not None else None
-        hidden_states = tuple(plain_layout(f) for f in features) if output_hidden_states else None
-        if not return_dict:
-            out = (logits,) + ((hidden_states,) if hidden_states is not None else ())
-            return ((loss,) + out) if loss is not None else out
-        return SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=None)
+        hidden_states = plain_hidden_states(features, output_hidden_states, self.config)
+        output = SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=None)
+        return model_output(output, return_dict, self.config)
 
 
 __all__ = ["EfficientViTSegmentationHead", "EfficientViTForSemanticSegmentation"]

@@ -5,8 +5,9 @@ Owns `EfficientViTSRUpsampler`, `EfficientViTSRPreTrainedModel` and `EfficientVi
 The EfficientViT paper (arXiv 2205.14756) reports SR results but its authors released no SR code; this
 follows the paper's description: a shallow conv stem, EfficientViT blocks (multi-scale ReLU linear
 attention + MBConv FFN with a depthwise conv) at the input resolution, a pixel-shuffle upsampler, and a
-global residual over the bicubic-upsampled input. The blocks are the shared ones of
-`modeling_efficientvit.py` (without BatchNorm; see `EfficientViTSRConfig`).
+global residual over the bicubic-upsampled input. The blocks are the shared `EfficientViTBlock`s (without
+BatchNorm; see `EfficientViTSRConfig`); the model runs the plain graph (no inference fast path). Also owns
+`tiled_upscale`, which bounds memory on large images (the pipeline and `evit-hf upscale` use it).
 Imports only torch/transformers and sibling files, so it travels in `trust_remote_code` folders.
 """
 
@@ -22,32 +23,12 @@ from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_efficientvit_sr import EfficientViTSRConfig
 from .modeling_efficientvit import (
-    ConvNormAct,
     EfficientViTBlock,
-    RemoteCodeMixin,
-    _autocast_disabled,
-    _exporting,
+    EfficientViTFamilyMixin,
     check_pixel_values,
-    init_module_weights,
-    upsample_bicubic_as_conv,
+    model_output,
 )
-
-# transformers 4.57 copies only the relative imports of this file into a remote-code folder, and the
-# mixers module is imported lazily by modeling_efficientvit: name it here so that it travels too.
-from .modeling_efficientvit_mixers import build_token_mixer  # noqa: F401
-
-
-def bicubic_upscale(pixel_values: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bicubic upsampling by `scale` (align_corners=False, no antialiasing), in fp32 with autocast off.
-
-    Returns fp32 whatever the input dtype: it is the base the network's prediction is added to.
-    """
-    if _exporting():
-        return upsample_bicubic_as_conv(pixel_values.float(), scale)
-    height, width = pixel_values.shape[-2:]
-    with _autocast_disabled(pixel_values):
-        return F.interpolate(pixel_values.float(), size=(height * scale, width * scale), mode="bicubic",
-                             align_corners=False)
+from .modeling_efficientvit_blocks import ConvNormAct, bicubic_upscale
 
 
 class EfficientViTSRUpsampler(nn.Module):
@@ -101,7 +82,7 @@ def super_resolution_loss(reconstruction: torch.Tensor, labels: torch.Tensor) ->
     return F.l1_loss(reconstruction.float(), labels.float())
 
 
-class EfficientViTSRPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
+class EfficientViTSRPreTrainedModel(EfficientViTFamilyMixin, PreTrainedModel):
     """Weight initialisation and loading glue of the EfficientViT super-resolution models."""
 
     hub_auto_map = {
@@ -119,12 +100,10 @@ class EfficientViTSRPreTrainedModel(RemoteCodeMixin, PreTrainedModel):
     }
     config_class = EfficientViTSRConfig
     base_model_prefix = "efficientvit_sr"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     _no_split_modules = ["EfficientViTBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        init_module_weights(module, self.config.initializer_range)
+        super()._init_weights(module)
         if getattr(module, "_evit_zero_init", False):
             # The last layer starts at zero: the untrained network returns the bicubic upsampling and
             # training learns the residual from there.
@@ -155,14 +134,9 @@ class EfficientViTForImageSuperResolution(EfficientViTSRPreTrainedModel):
         self.upsampler.proj._evit_zero_init = True
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> ImageSuperResolutionOutput | tuple:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                **kwargs) -> ImageSuperResolutionOutput | tuple:
         """
         Args:
             pixel_values: (batch, channels, height, width) low-resolution RGB in [0, 1], any height and width
@@ -176,12 +150,8 @@ class EfficientViTForImageSuperResolution(EfficientViTSRPreTrainedModel):
             `reconstruction` (batch, channels, height * upscale, width * upscale) in the dtype of
             `pixel_values`, `loss` when `labels` is given, and optionally `hidden_states`.
         """
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        check_pixel_values(pixel_values, self.config)  # config.total_stride is 1: any height and width >= 1
         config = self.config
+        check_pixel_values(pixel_values, config)  # config.total_stride is 1: any height and width >= 1
         mean = torch.tensor(config.image_mean, dtype=pixel_values.dtype, device=pixel_values.device)
         features = self.stem((pixel_values - mean.view(1, -1, 1, 1)) * config.img_range)
         hidden_states = [features]
@@ -193,12 +163,10 @@ class EfficientViTForImageSuperResolution(EfficientViTSRPreTrainedModel):
         base = bicubic_upscale(pixel_values, config.upscale)
         reconstruction = (base + residual.float() / config.img_range).to(pixel_values.dtype)
         loss = super_resolution_loss(reconstruction, labels) if labels is not None else None
-        hidden_states = tuple(hidden_states) if output_hidden_states else None
-        if not return_dict:
-            out = (reconstruction,) + ((hidden_states,) if hidden_states is not None else ())
-            return ((loss,) + out) if loss is not None else out
-        return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
-
+        wanted = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output = ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction,
+                                            hidden_states=tuple(hidden_states) if wanted else None)
+        return model_output(output, return_dict, config)
 
 # Tiling defaults of the pipeline and the CLI (input pixels): 256 keeps a tile's activations of the light
 # presets around 100 MB; 16 pixels of overlap hide the seams (see `tiled_upscale`).
@@ -290,7 +258,6 @@ __all__ = [
     "EfficientViTSRUpsampler",
     "DEFAULT_TILE_OVERLAP",
     "DEFAULT_TILE_SIZE",
-    "bicubic_upscale",
     "check_tile_arguments",
     "tiled_upscale",
 ]

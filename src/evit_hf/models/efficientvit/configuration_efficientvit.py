@@ -302,9 +302,10 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         fewer_norm (`list[bool]`):
             Per stage: convolutions inside MBConv/FusedMBConv/ResBlock use a bias and no BatchNorm, except
             for the last one (the original's "fewer_norm").
-        token_mixer, attention_head_dim, attention_heads_ratio, attention_scales, attention_eps, hyena_*,
-        retention_decay_exponents:
-            The EfficientViT blocks' token mixer (see `TokenMixerFieldsMixin`): LiteMLA by default.
+        token_mixer (`str`, *optional*, defaults to `"lite_mla"`):
+            The EfficientViT blocks' token mixer. It and its fields (`attention_head_dim`,
+            `attention_heads_ratio`, `attention_scales`, `attention_eps`, `hyena_*`, `retention_decay_exponents`)
+            are documented once, in `TokenMixerFieldsMixin`.
         hidden_act (`str`, *optional*, defaults to `"hardswish"`):
             One of `relu`, `relu6`, `hardswish`, `silu`, `gelu` (exact) and `gelu_tanh` (the original's gelu).
         norm_eps (`float`, *optional*, defaults to 1e-5):

@@ -78,10 +78,11 @@ class EfficientViTSRConfig(TokenMixerFieldsMixin, PresetsMixin, PreTrainedConfig
             Width of the stem, the EfficientViT blocks and the conv after them.
         num_blocks (`int`, *optional*, defaults to 8):
             Number of EfficientViT blocks, all at the input resolution.
-        token_mixer, attention_head_dim, attention_heads_ratio, attention_scales, attention_eps, hyena_*,
-        retention_decay_exponents:
-            The token mixer of the EfficientViT blocks (see `TokenMixerFieldsMixin`): by default LiteMLA with
-            `hidden_size // attention_head_dim` heads of 16 channels and one 5x5 aggregation scale.
+        token_mixer (`str`, *optional*, defaults to `"lite_mla"`):
+            The token mixer of the EfficientViT blocks: by default LiteMLA with `hidden_size //
+            attention_head_dim` heads of 16 channels and one 5x5 aggregation scale. It and its fields
+            (`attention_head_dim`, `attention_heads_ratio`, `attention_scales`, `attention_eps`, `hyena_*`,
+            `retention_decay_exponents`) are documented once, in `TokenMixerFieldsMixin`.
         expand_ratio (`float`, *optional*, defaults to 4):
             Expansion ratio of the FFN (MBConv: 1x1 expand, 3x3 depthwise, 1x1 project).
         hidden_act (`str`, *optional*, defaults to `"gelu"`):

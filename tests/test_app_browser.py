@@ -3,7 +3,7 @@
 The server runs as a user starts it (`evit-hf app ...` in a subprocess, small random-weight models, offline),
 Playwright drives Debian's `/usr/bin/chromium` (never a downloaded browser). Screenshots go to
 `artifacts/app/` (or `$EVIT_HF_ARTIFACTS`). Skipped, with the reason, where Gradio, Playwright or Chromium
-is missing. `python tests/test_app_browser.py docs/app.png` regenerates the README screenshot.
+is missing. `python tests/test_app_browser.py docs/app.png` regenerates the screenshot of docs/app.md.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def test_segmentation_and_super_resolution_tabs(server, browser, tmp_path):
 
 
 def make_readme_screenshot(out: Path) -> None:
-    """The README picture: `evit-hf app --sam-model sam-l0` (random weights: no trained SAM offline), two clicks."""
+    """The docs picture (docs/app.md): `evit-hf app --sam-model sam-l0` (random weights: no trained SAM offline), two clicks."""
     import tempfile
 
     from playwright.sync_api import sync_playwright

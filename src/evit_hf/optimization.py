@@ -6,8 +6,8 @@ folded into convs, channels-last on CPU, Winograd / GEMM / oneDNN-fused conv + a
 and residual adds, cached weight transforms). `set_inference_optimizations(module, enabled)` installs or removes
 that fast path on any module tree (`model.set_inference_optimizations(False)` also records the switch in the
 config). This module owns the one further step, compilation, which costs a warm-up on the first call of every
-new input shape, and the process setting that matters most on CPU: glibc's allocator (see the README's
-measured settings table).
+new input shape, and the process setting that matters most on CPU: glibc's allocator (docs/benchmarks.md,
+the measured settings table).
 """
 
 from __future__ import annotations

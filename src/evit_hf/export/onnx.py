@@ -3,7 +3,7 @@
 Opset 20 by default: its `Gelu` op (tanh approximation) runs 2x faster in ONNX Runtime than the opset-17
 decomposition into Mul/Tanh/Add. The TorchScript exporter is used on purpose: the dynamo exporter's
 onnxscript optimiser deletes LiteMLA's `+ eps` in the attention denominator, turning exact-zero denominators
-into NaN (see the README). Bicubic upsampling is exported as an exact conv + DepthToSpace
+into NaN (docs/export.md). Bicubic upsampling is exported as an exact conv + DepthToSpace
 (`upsample_bicubic_as_conv`), which ONNX Runtime runs over 10x faster than its cubic Resize. Every
 export is run in ONNX Runtime at the sample size and at a second size (a different batch, height and width,
 or number of prompts) and compared with PyTorch: the maximum absolute difference is reported and a

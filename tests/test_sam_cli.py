@@ -91,7 +91,7 @@ def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
 def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
     out = tmp_path / "preset.png"
     with pytest.warns(UserWarning, match="random weights"):
-        assert main(["sam", image_path, "--point", "80", "80", "--model", "sam-l0", "--out", str(out)]) == 0
+        assert main(["sam", image_path, "--point", "80", "80", "--model", "random:sam-l0", "--out", str(out)]) == 0
     assert Image.open(out).size == (WIDTH, HEIGHT)
 
 

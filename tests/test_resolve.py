@@ -104,7 +104,7 @@ def test_find_source(tmp_path):
     assert find_source(str(tmp_path / "model"), task, online=OFFLINE).kind == "folder"
     assert find_source("evit-hf/x", task, online=lambda: True).kind == "hub"  # online: loaded from the Hub
     problems = {
-        str(tmp_path / "empty"): "a folder without config.json, not a saved model folder",
+        str(tmp_path / "empty"): "is not a saved model folder (no config.json)",
         "no-such-thing": "'no-such-thing' is not a released model, a folder or a Hub id",
         "evit-hf/efficientvit-seg-b1-ade20k": "not in the local Hugging Face cache and the Hub cannot be asked "
                                               "(offline: ",

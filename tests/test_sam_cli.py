@@ -118,7 +118,7 @@ def test_sam_cli_bad_inputs(tiny_folder, image_path, tmp_path, capsys):
     assert main(["sam", str(tmp_path / "missing.png"), "--point", "1", "1", "--model", tiny_folder]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["sam", image_path, "--point", "1", "1", "--model", str(tmp_path / "no_model")]) == 2
-    assert "cannot load model" in capsys.readouterr().err
+    assert "does not exist (no such folder)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: one prompt mode
         main(["sam", image_path, "--point", "1", "1", "--box", "0", "0", "5", "5", "--model", tiny_folder])
 

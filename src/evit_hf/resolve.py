@@ -249,9 +249,9 @@ def find_source(name: str | os.PathLike | None, task: str | None = None, *, scal
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            what = "a file" if path.is_file() else "a folder without config.json"
-            raise ValueError(f"{name!r} is {what}, not a saved model folder; convert an original checkpoint with "
-                             f"`evit-hf convert --variant VARIANT --checkpoint FILE --out FOLDER`.")
+            what = "a file, not a saved model folder" if path.is_file() else "not a saved model folder (no config.json)"
+            raise ValueError(f"{name!r} is {what}; convert an original checkpoint with `evit-hf convert --variant "
+                             f"VARIANT --checkpoint FILE --out FOLDER`.")
         return ModelSource("folder", str(path))
     released = find_released(name)
     if released is not None:

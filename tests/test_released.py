@@ -258,6 +258,30 @@ def test_interrupted_download_is_resumed_by_the_next_call(authors_hub, tmp_path,
     assert calls == [False, False]
 
 
+def test_online_reuses_the_converted_revision_and_fetches_a_corrupt_file_again(authors_hub, tmp_path, monkeypatch):
+    """Online, a folder converted at the revision the Hub serves is used without a download; a cached file that
+    cannot be read is downloaded again once (`force_download`) before the conversion gives up."""
+    from evit_hf.hub import fetch, pretrained
+
+    _offline(monkeypatch, authors_hub, tmp_path / "home")
+    released = find_released("efficientvit-seg-b0-cityscapes")  # truncated in the cache
+    truncated = fetch.cached_file(released.source)
+    good = tmp_path / "good.pt"
+    torch.save({"state_dict": authors_state_dict("seg-b0-cityscapes")}, good)
+    monkeypatch.setattr(pretrained, "remote_revision", lambda source: truncated.revision)
+    calls = []
+
+    def download(source, force=False):
+        calls.append(force)
+        return fetch.SourceFile(good, truncated.revision) if force else truncated
+
+    monkeypatch.setattr(pretrained, "download", download)
+    folder = prepare(released, online=lambda: True)
+    assert calls == [False, True] and cache.read_manifest(folder)["probe"]["finite"]
+    monkeypatch.setattr(pretrained, "download", lambda source, force=False: pytest.fail("downloaded again"))
+    assert prepare(released, online=lambda: True) == folder  # one HEAD request, no download
+
+
 # ------------------------------------------------------------------------------------- failures
 def test_failures_are_one_line_with_the_fix(offline_hub):
     from evit_hf import EfficientViTSamModel

@@ -28,12 +28,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import nn
 
 from .hub.fetch import hub_reachable, unreachable_reason
 from .reference.randomize import randomize_
+
+if TYPE_CHECKING:
+    from .hub import ReleasedModel
 
 # Task -> the transformers Auto class whose mapping gives the model class of a configuration (EfficientViT is
 # registered with them on `import evit_hf`). The order is the inference order for a saved folder, most specific
@@ -156,7 +159,7 @@ class ModelSource:
 
     kind: str
     location: str
-    released: Any = None  # the `evit_hf.hub.ReleasedModel` a released name named
+    released: ReleasedModel | None = None  # the released model a released name named
     offline: bool = False
 
 
@@ -170,7 +173,7 @@ def _with_scale(name: str, task: str | None, scale: int | None) -> str:
     return scaled if is_preset(scaled) or find_released(scaled) is not None else name
 
 
-def _check_released_task(released, task: str | None) -> None:
+def _check_released_task(released: ReleasedModel, task: str | None) -> None:
     from .hub import released_names
 
     family = _PRESET_TASK.get(task, task)

@@ -5,6 +5,7 @@
   one line, `hub_reachable`
 - `cache`: the converted folders, one per source file and revision, written atomically
 - `pretrained`: `prepare` (download once, convert and verify once, reuse) and `cache_state`
+- `listing`: the rows of `evit-hf models`
 
 `evit_hf.resolve` puts this behind every entry point; `import evit_hf` installs `released_folder` as the hook of
 the models' `from_pretrained`, so that `EfficientViTSamModel.from_pretrained("efficientvit-sam-xl1")` works.

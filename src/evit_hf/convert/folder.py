@@ -26,12 +26,15 @@ def convert_checkpoint(variant: str, checkpoint: Path | Mapping, timm: bool = Fa
     spec = get_variant(variant)
     if resolution is not None and not variant.startswith("cls-"):
         raise ValueError(f"--resolution applies to classification variants only, not {variant!r}.")
+    from ..models.efficientvit import EfficientViTImageProcessor
+
     state_dict = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
     model = (from_timm if timm else from_original)(state_dict, variant)
     if resolution is not None:
-        from ..models.efficientvit import EfficientViTImageProcessor
-
         model.config.image_size = resolution
+    if EfficientViTImageProcessor is None:  # transformers < 5 has no PIL image processors: the folder gets none
+        processor = None
+    elif resolution is not None:
         processor = EfficientViTImageProcessor.for_variant(variant, resolution=resolution)
     else:
         processor = spec.build_processor() if spec.build_processor else None

@@ -371,6 +371,8 @@ def test_cli_resolves_names_and_fails_fast(authors_hub, converted_home, tmp_path
         assert run["code"] == 2 and len(lines) == 1 and say in lines[0], (args, run["err"][-2000:])
         assert "Traceback" not in run["err"] and "Retrying" not in run["err"]
         assert run["seconds"] < 10, (args, run["seconds"])
+    seconds = [run["seconds"] for run in runs[len(ok):]]
+    print(f"{len(seconds)} failing commands: exit 2 after {min(seconds):.2f}-{max(seconds):.2f} s each")
     # the CLI's folders are the converted weights: the original's outputs
     from transformers import AutoModelForImageClassification
 

@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "convert", "export", "bench", "segment", "sam", "upscale", "make-dataset", "release", "eval", "app")
+COMMANDS = ("demo", "models", "convert", "export", "bench", "segment", "sam", "upscale", "make-dataset", "release",
+            "eval", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -193,10 +194,22 @@ class RemoteCodeMixin:
 
 class EfficientViTFamilyMixin(RemoteCodeMixin):
     """What every `PreTrainedModel` of the family shares: pixel input, the original's training init
-    (`init_module_weights`) and saved folders that carry this package (`RemoteCodeMixin`)."""
+    (`init_module_weights`), saved folders that carry this package (`RemoteCodeMixin`) and `from_pretrained`
+    of released models by name (`pretrained_name_hook`)."""
 
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    # Installed from outside (`import evit_hf`: `evit_hf.hub.released_folder`): name -> local folder for names the
+    # Hub does not serve in this format (a released model such as "efficientvit-sam-xl1", whose weights are the
+    # authors' checkpoint, converted on first use), None for other names. Unset in a remote-code copy.
+    pretrained_name_hook: ClassVar[Callable[[str], str | None] | None] = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        hook = EfficientViTFamilyMixin.pretrained_name_hook
+        if hook is not None and isinstance(pretrained_model_name_or_path, str):
+            pretrained_model_name_or_path = hook(pretrained_model_name_or_path) or pretrained_model_name_or_path
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         init_module_weights(module, self.config.initializer_range)

@@ -1,4 +1,5 @@
-"""Shared test helpers: the original-implementation parity fixtures in ../shared/fixtures/original."""
+"""Shared test helpers: the original-implementation parity fixtures in tests/fixtures/original, the folder of
+the reference packages (`.references`, installed by `make test`), tiny models, offline Hub caches."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "original"
+FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "original"
+# Where `make test` installs the reference implementations (never into the venv: evit_hf.reference.packages);
+# the parity tests put it on sys.path with `use_reference_packages()`.
+os.environ.setdefault("EVIT_HF_REFERENCES", str(REPO_ROOT / ".references"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (shared tiny configs)
 
 
@@ -42,7 +46,7 @@ class OriginalFixture:
 @pytest.fixture(scope="session")
 def original_fixture():
     if not FIXTURE_DIR.is_dir():
-        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR} (expected ../shared/fixtures/original).")
+        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR}: they are part of the repository (tests/fixtures).")
     return OriginalFixture
 
 

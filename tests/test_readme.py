@@ -5,7 +5,7 @@ fresh interpreter, bash blocks in bash) or `<!-- test: dry-run -->` (`make` line
 `make demo` / `make test` builds a venv). An unmarked block fails the test. The blocks run in README order in
 one working folder holding a photograph (`photo.jpg`), links to `training/` and `configs/`, and an offline Hub
 cache (`HF_HUB_OFFLINE=1`) with every Hub id the README names: converted from the original-implementation
-fixtures (`../shared/fixtures/original`) or released from the x2 checkpoint shipped in the package.
+fixtures (`tests/fixtures/original`) or released from the x2 checkpoint shipped in the package.
 
 `evit-hf`, `accelerate` and `python` resolve to this interpreter: `accelerate launch` runs
 `python -m accelerate.commands.launch`, the same program as the console script, which imports timm when it is

@@ -262,7 +262,8 @@ def test_segmentation_and_super_resolution_tabs(server, browser, tmp_path):
 
 
 def make_readme_screenshot(out: Path) -> None:
-    """The docs picture (docs/app.md): `evit-hf app --sam-model sam-l0` (random weights: no trained SAM offline), two clicks."""
+    """The docs picture (docs/app.md): `evit-hf app --sam-model sam-l0` (random weights: no trained SAM
+    offline), two clicks."""
     import tempfile
 
     from playwright.sync_api import sync_playwright

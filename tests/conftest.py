@@ -141,8 +141,8 @@ def train_script(script: str, *args: str, launcher: list[str] | None = None, env
 
 
 def two_process_launcher() -> list[str]:
-    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is `accelerate
-    launch`; the console script imports timm when it is installed, and the tests have timm without torchvision."""
+    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is the program of
+    `accelerate launch`; tests/test_readme.py and tests/test_setup.py start the console script itself."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "--main_process_port", str(29400 + os.getpid() % 500)]

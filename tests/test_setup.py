@@ -182,3 +182,16 @@ def test_make_demo_installs_what_the_readme_needs():
     install = (REPO_ROOT / "docs" / "install.md").read_text()
     for extra in ("train", "export", "app", "tflite", "docs", "bench"):
         assert f'pip install -e ".[{extra}]"' in install, extra
+
+
+def test_fidelity_fixtures_travel_with_the_repository(tmp_path):
+    """A copy of the tests anywhere (no `../shared` beside it) finds the parity fixtures and loads a case."""
+    import shutil
+
+    repo = tmp_path / "elsewhere" / "evit-hf"
+    shutil.copytree(REPO_ROOT / "tests", repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import sys; sys.path.insert(0, 'tests'); import conftest; case = conftest.OriginalFixture('cls-b0'); "
+            "print(conftest.FIXTURE_DIR, len(case.state_dict), tuple(case.outputs['logits'].shape))")
+    out = run([sys.executable, "-c", code], cwd=repo).stdout.split()
+    assert not (repo.parent / "shared").exists() and Path(out[0]) == repo / "tests" / "fixtures" / "original"
+    assert int(out[1]) > 100 and out[2:] == ["(1,", "1000)"]

@@ -1,4 +1,5 @@
-"""Shared test helpers: the original-implementation parity fixtures in ../shared/fixtures/original."""
+"""Shared test helpers: the original-implementation parity fixtures in tests/fixtures/original, the folder of
+the reference packages (`.references`, installed by `make test`), tiny models, offline Hub caches."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "original"
+FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "original"
+# Where `make test` installs the reference implementations (never into the venv: evit_hf.reference.packages);
+# the parity tests put it on sys.path with `use_reference_packages()`.
+os.environ.setdefault("EVIT_HF_REFERENCES", str(REPO_ROOT / ".references"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (shared tiny configs)
 
 
@@ -42,7 +46,7 @@ class OriginalFixture:
 @pytest.fixture(scope="session")
 def original_fixture():
     if not FIXTURE_DIR.is_dir():
-        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR} (expected ../shared/fixtures/original).")
+        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR}: they are part of the repository (tests/fixtures).")
     return OriginalFixture
 
 
@@ -179,8 +183,8 @@ def train_script(script: str, *args: str, launcher: list[str] | None = None, env
 
 
 def two_process_launcher() -> list[str]:
-    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is `accelerate
-    launch`; the console script imports timm when it is installed, and the tests have timm without torchvision."""
+    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is the program of
+    `accelerate launch`; tests/test_readme.py and tests/test_setup.py start the console script itself."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "--main_process_port", str(29400 + os.getpid() % 500)]

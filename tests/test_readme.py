@@ -5,13 +5,12 @@ fresh interpreter, bash blocks in bash) or `<!-- test: dry-run -->` (`make` line
 `make demo` / `make test` builds a venv). An unmarked block fails the test. The blocks run in README order in
 one working folder holding a photograph (`photo.jpg`), links to `training/` and `configs/`, and an offline Hub
 cache (`HF_HUB_OFFLINE=1`) laid out as the original authors' repos, holding the file of every released model the
-README loads by name, made from the original-implementation fixtures (`../shared/fixtures/original`); the
+README loads by name, made from the original-implementation fixtures (`tests/fixtures/original`); the
 super-resolution checkpoint ships in the package. Ids of repos that only `evit-hf release --push` creates
 (`evit-hf/efficientvit-*`) may appear in the prose, never in a snippet.
 
-`evit-hf`, `accelerate` and `python` resolve to this interpreter: `accelerate launch` runs
-`python -m accelerate.commands.launch`, the same program as the console script, which imports timm when it is
-installed (the tests install timm without torchvision, so the console script cannot start here).
+`evit-hf`, `accelerate` and `python` are the executables of this interpreter's environment (its `bin` folder
+first on PATH, as in an activated venv): the real console scripts, as a user runs them.
 """
 
 from __future__ import annotations
@@ -92,7 +91,8 @@ def _commands(code: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory, original_fixture):
-    """(working folder, environment): the offline Hub cache, photo.jpg, links to training/ and configs/, shims."""
+    """(working folder, environment): the offline Hub cache, photo.jpg, links to training/ and configs/, and
+    this environment's executables first on PATH."""
     from skimage import data
 
     root = tmp_path_factory.mktemp("readme")
@@ -107,19 +107,10 @@ def sandbox(tmp_path_factory, original_fixture):
     Image.fromarray(data.astronaut()).resize((128, 128)).save(work / "photo.jpg")
     for folder in ("training", "configs"):
         (work / folder).symlink_to(REPO_ROOT / folder)
-    shims = root / "bin"
-    shims.mkdir()
-    python = sys.executable
-    scripts = {
-        "python": f'exec "{python}" "$@"',
-        "evit-hf": f'exec "{python}" -m evit_hf.cli "$@"',
-        "accelerate": f'if [ "$1" = launch ]; then shift; exec "{python}" -m accelerate.commands.launch "$@"; fi\n'
-                      f'exec "{python}" -m accelerate.commands.accelerate_cli "$@"',
-    }
-    for name, body in scripts.items():
-        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
-        (shims / name).chmod(0o755)
-    env = {**script_env(), **offline_env(hf_home), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+    bin_dir = Path(sys.executable).parent
+    missing = [name for name in ("python", "evit-hf", "accelerate") if not (bin_dir / name).is_file()]
+    assert not missing, f"{missing} not in {bin_dir}: install evit-hf into this environment (make test)"
+    env = {**script_env(), **offline_env(hf_home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
            "EVIT_HF_HOME": str(root / "evit_hf_home")}
     return work, env
 

@@ -130,9 +130,9 @@ def _random_state_dict(reference: torch.nn.Module, seed: int = 0) -> dict[str, t
 
 
 def _efficientsam(case: str) -> torch.nn.Module:
-    from evit_hf.reference import placeholders
+    from evit_hf.reference.packages import use_reference_packages
 
-    placeholders.install()
+    use_reference_packages()
     from efficientsam.models.efficientvit import sam as reference_sam
     from efficientsam.models.nn.norm import set_norm_eps
 

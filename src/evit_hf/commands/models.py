@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..hub.catalog import TASKS as FAMILY_TASKS
+from ..release.catalog import FAMILIES
 from . import add_command
 
 SUMMARY = "List the released models (the authors' checkpoints) and which are cached here."
@@ -25,11 +25,12 @@ DESCRIPTION = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "models", run, SUMMARY, DESCRIPTION)
-    parser.add_argument("--task", choices=tuple(FAMILY_TASKS), help="only this family")
+    parser.add_argument("--task", choices=FAMILIES, help="only this family")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..hub.catalog import TASKS as FAMILY_TASKS  # torch: only once the command runs
     from ..hub.listing import format_rows, released_rows
 
     rows = released_rows(FAMILY_TASKS.get(args.task))

@@ -78,8 +78,8 @@ def load(name: str) -> Results:
         raise FileNotFoundError(f"No results file {path}; known: {', '.join(names())}.")
     data = json.loads(path.read_text())
     if isinstance(data, list):
-        raise ValueError(f"{path} holds bare rows (what `evit-hf bench ... --json` writes): record them with "
-                         f"`python -m evit_hf.release.results {name} --rows FILE --date YYYY-MM-DD`.")
+        raise ValueError(f"{path} holds bare rows (what `python -m evit_hf.bench.mixers --json` writes): record "
+                         f"them with `python -m evit_hf.release.results {name} --rows FILE --date YYYY-MM-DD`.")
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"{path}: missing {missing}; every results file has {', '.join(_REQUIRED)}.")

@@ -15,9 +15,11 @@ import inspect
 import unittest
 from unittest.mock import patch
 
+import numpy as np
 import pytest
 import torch
 
+import evit_hf
 from transformers_common import Unavailable, load
 
 try:
@@ -406,3 +408,95 @@ def _test_stem_is_the_input_embedding(test):
         test.assertIsInstance(stem, torch.nn.Conv2d)
         test.assertEqual(stem.in_channels, config.num_channels if hasattr(config, "num_channels") else 3)
         test.assertIsNone(model.get_output_embeddings())
+
+
+# ------------------------------------------------------------------------------------------------ image processors
+
+ImageProcessingTester = COMMON["test_image_processing_common"].ImageProcessingTester
+ImageProcessingTestMixin = COMMON["test_image_processing_common"].ImageProcessingTestMixin
+PostProcessSemanticSegmentationTestMixin = COMMON["test_image_processing_common"].PostProcessSemanticSegmentationTestMixin
+ProcessorTesterMixin = COMMON["test_processing_common"].ProcessorTesterMixin
+
+# transformers asks every model added after 2025-09 for a torchvision image processor besides the PIL one. evit-hf
+# cannot ship one: torchvision cannot be installed beside the CPU torch wheel its environments use (the processors
+# are PIL-only, `docs/architecture.md`).
+NO_TORCHVISION = ("transformers' rule for new models wants a torchvision image processor; torchvision cannot be "
+                  "installed beside the CPU torch wheel, so evit-hf's processors are PIL-only (docs/architecture.md)")
+
+
+class EfficientViTImageProcessingTester(ImageProcessingTester):
+    """transformers' tester with our processor as the one (PIL) backend of the model; `processor_kwargs` are the
+    tester's defaults for the processor."""
+
+    processor_class = None
+    processor_kwargs: dict = {}
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **{**copy.deepcopy(self.processor_kwargs), **kwargs})
+
+    def _get_image_processing_classes(self):
+        return {"pil": self.processor_class}
+
+
+class EfficientViTImageProcessingTestBase(ImageProcessingTestMixin):
+    @pytest.mark.xfail(strict=True, reason=NO_TORCHVISION)
+    def test_new_models_require_torchvision_backend(self):
+        super().test_new_models_require_torchvision_backend()
+
+
+class ClassificationImageProcessingTester(EfficientViTImageProcessingTester):
+    processor_class = evit_hf.EfficientViTImageProcessor
+    processor_kwargs = {"size": {"shortest_edge": 20}, "crop_size": {"height": 18, "width": 18}}
+
+
+class ClassificationImageProcessingTest(EfficientViTImageProcessingTestBase, unittest.TestCase):
+    image_processor_tester_class = ClassificationImageProcessingTester
+
+
+class SegmentationImageProcessingTester(EfficientViTImageProcessingTester):
+    processor_class = evit_hf.EfficientViTSegImageProcessor
+    processor_kwargs = {"num_labels": 5, "size": {"height": 30, "width": 30}}
+
+
+class SegmentationImageProcessingTest(EfficientViTImageProcessingTestBase, PostProcessSemanticSegmentationTestMixin,
+                                      unittest.TestCase):
+    image_processor_tester_class = SegmentationImageProcessingTester
+
+
+class SamImageProcessingTester(EfficientViTImageProcessingTester):
+    processor_class = evit_hf.EfficientViTSamImageProcessor
+    # The encoder input (`encoder_size`, zero-padded square) is what the model sees; `size` / `pad_size` are the
+    # prompt frame, as for every EfficientViT-SAM.
+    processor_kwargs = {"encoder_size": 20, "size": {"longest_edge": 40}, "pad_size": {"height": 40, "width": 40}}
+
+    def expected_output_image_shape(self, images):
+        return self.num_channels, self.encoder_size, self.encoder_size
+
+
+class SamImageProcessingTest(EfficientViTImageProcessingTestBase, unittest.TestCase):
+    image_processor_tester_class = SamImageProcessingTester
+
+
+class SuperResolutionImageProcessingTester(EfficientViTImageProcessingTester):
+    processor_class = evit_hf.EfficientViTSRImageProcessor
+    processor_kwargs = {"do_pad": True, "size_divisor": 8}
+
+    def expected_output_image_shape(self, images):
+        # No resizing: a batch is reflect-padded to its largest image, rounded up to `size_divisor`.
+        sizes = [(image.height, image.width) if hasattr(image, "height")
+                 else image.shape[:2] if isinstance(image, np.ndarray) else image.shape[-2:] for image in images]
+        height = max(-(-h // self.size_divisor) * self.size_divisor for h, _ in sizes)
+        width = max(-(-w // self.size_divisor) * self.size_divisor for _, w in sizes)
+        return self.num_channels, height, width
+
+
+class SuperResolutionImageProcessingTest(EfficientViTImageProcessingTestBase, unittest.TestCase):
+    image_processor_tester_class = SuperResolutionImageProcessingTester
+
+
+class SamProcessorTest(ProcessorTesterMixin, unittest.TestCase):
+    processor_class = evit_hf.EfficientViTSamProcessor
+
+    @classmethod
+    def _setup_image_processor(cls):
+        return evit_hf.EfficientViTSamImageProcessor(encoder_size=64)

@@ -412,9 +412,10 @@ def _test_stem_is_the_input_embedding(test):
 
 # ------------------------------------------------------------------------------------------------ image processors
 
-ImageProcessingTester = COMMON["test_image_processing_common"].ImageProcessingTester
-ImageProcessingTestMixin = COMMON["test_image_processing_common"].ImageProcessingTestMixin
-PostProcessSemanticSegmentationTestMixin = COMMON["test_image_processing_common"].PostProcessSemanticSegmentationTestMixin
+_IMAGE_PROCESSING = COMMON["test_image_processing_common"]
+ImageProcessingTester = _IMAGE_PROCESSING.ImageProcessingTester
+ImageProcessingTestMixin = _IMAGE_PROCESSING.ImageProcessingTestMixin
+PostProcessSemanticSegmentationTestMixin = _IMAGE_PROCESSING.PostProcessSemanticSegmentationTestMixin
 ProcessorTesterMixin = COMMON["test_processing_common"].ProcessorTesterMixin
 
 # transformers asks every model added after 2025-09 for a torchvision image processor besides the PIL one. evit-hf

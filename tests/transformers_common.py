@@ -5,9 +5,10 @@
 classes are held to the contract transformers holds its own models to (tests/test_transformers_common.py).
 
 The sdist is fetched once with `pip download --no-deps --no-binary :all:` into
-`.cache/transformers-tests/<version>/` (gitignored); only its `tests/*_common.py` files are kept, as the package
-`transformers_tests` (their relative imports need a package). The sdist does not ship the helper modules those
-files import from the rest of transformers' repository; `STAND_INS` provides them, each one documented below.
+`.cache/transformers-tests/<version>/` (gitignored; delete it to fetch again); only its `tests/*_common.py` files
+are kept, as the package `transformers_tests` (their relative imports need a package). The sdist does not ship
+the helper modules those files import from the rest of transformers' repository; `STAND_INS` provides them, each
+one documented below.
 Where the download is impossible (no network, no pip) `load()` raises `Unavailable` with the reason, which the
 test module turns into a skip.
 """
@@ -15,6 +16,7 @@ test module turns into a skip.
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -111,6 +113,7 @@ class Unavailable(RuntimeError):
 
 
 def version_dir(version: str | None = None) -> Path:
+    """The cache folder of one transformers version's common tests."""
     return CACHE_DIR / (version or transformers.__version__)
 
 
@@ -118,15 +121,18 @@ def _download_tests(version: str, target: Path) -> None:
     """Extract `tests/*_common.py` of the `transformers==version` sdist into `target/PACKAGE/`."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--disable-pip-version-check", "-q", "-d", tmp, f"transformers=={version}"]
+                   "--disable-pip-version-check", "-q", "--retries", "1", "--timeout", "30", "-d", tmp,
+                   f"transformers=={version}"]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise Unavailable(f"`pip download transformers=={version}` failed: {error}") from error
         archives = list(Path(tmp).glob("transformers-*.tar.gz"))
         if result.returncode != 0 or not archives:
-            raise Unavailable(f"`pip download --no-binary :all: transformers=={version}` failed: "
-                              f"{(result.stderr or result.stdout).strip()[-500:]}")
+            output = (result.stderr or result.stdout).strip()
+            errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+            reason = " ".join(errors)[:500] if errors else output[-500:]
+            raise Unavailable(f"`pip download --no-binary :all: transformers=={version}` failed: {reason}")
         package = target / PACKAGE
         package.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archives[0]) as archive:
@@ -155,11 +161,19 @@ def load() -> dict[str, ModuleType]:
         raise Unavailable(f"the common-test glue targets transformers 5's test mixins (installed: "
                           f"{transformers.__version__})")
     target = version_dir()
-    marker = target / ".complete"
-    if not marker.exists():
-        _download_tests(transformers.__version__, target)
-        _write_stand_ins(target)
-        marker.touch()
+    if not target.is_dir():
+        # Built aside and renamed into place: concurrent sessions (pytest-xdist workers) never see half a folder.
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=CACHE_DIR))
+        try:
+            _download_tests(transformers.__version__, building)
+            _write_stand_ins(building)
+            try:
+                building.rename(target)
+            except OSError:  # another session finished first
+                pass
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
     if str(target) not in sys.path:
         sys.path.append(str(target))
     try:

@@ -44,7 +44,6 @@ from evit_hf.registration import AUTO_MODEL_CLASSES  # noqa: E402
 
 ModelTesterMixin = COMMON["test_modeling_common"].ModelTesterMixin
 floats_tensor = COMMON["test_modeling_common"].floats_tensor
-ids_tensor = COMMON["test_modeling_common"].ids_tensor
 ConfigTester = COMMON["test_configuration_common"].ConfigTester
 BackboneTesterMixin = COMMON["test_backbone_common"].BackboneTesterMixin
 
@@ -95,10 +94,22 @@ class EfficientViTCommonTest(ModelTesterMixin):
         pass
 
 
+class PixelModelTester:
+    """A model tester whose inputs are `batch_size` random images of `image_size` pixels (subclasses give
+    `get_config`)."""
+
+    batch_size = 2
+    num_channels = 3
+
+    def prepare_config_and_inputs_for_common(self):
+        pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
+        return self.get_config(), {"pixel_values": pixel_values}
+
+
 # ------------------------------------------------------------------------------------- EfficientViT (config family)
 
 
-class EfficientViTModelTester:
+class EfficientViTModelTester(PixelModelTester):
     """A narrow 5-stage B-style network: stem (stride 2), two MBConv stages and two attention stages."""
 
     def __init__(self, parent, batch_size=2, image_size=64, num_channels=3, num_labels=3, is_training=True):
@@ -121,14 +132,6 @@ class EfficientViTModelTester:
         return EfficientViTConfig(**self.config_fields, num_labels=self.num_labels, image_size=self.image_size,
                                   out_features=self.out_features)
 
-    def prepare_config_and_inputs(self):
-        pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
-        labels = ids_tensor([self.batch_size], self.num_labels)
-        return self.get_config(), pixel_values, labels
-
-    def prepare_config_and_inputs_for_common(self):
-        config, pixel_values, _ = self.prepare_config_and_inputs()
-        return config, {"pixel_values": pixel_values}
 
 
 class EfficientViTModelTest(EfficientViTCommonTest, unittest.TestCase):
@@ -158,23 +161,8 @@ class EfficientViTModelTest(EfficientViTCommonTest, unittest.TestCase):
     def test_hidden_states_output(self):
         # A convolutional network: the hidden states are the stages' feature maps (as ConvNeXt's and ResNet's
         # tests check them), one per stage, the stem's at half the input size.
-        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
-        size = self.model_tester.image_size
-
-        def check(inputs, config, model_class):
-            model = model_class(copy.deepcopy(config)).eval()
-            with torch.no_grad():
-                hidden_states = model(**inputs).hidden_states
-            self.assertEqual(len(hidden_states), len(self.model_tester.widths))
-            for index, (state, width) in enumerate(zip(hidden_states, self.model_tester.widths)):
-                stride = 2 ** (index + 1)
-                self.assertListEqual(list(state.shape[-3:]), [width, size // stride, size // stride])
-
         for model_class in self.all_model_classes:
-            check({**inputs_dict, "output_hidden_states": True}, config, model_class)
-            config_with_states = copy.deepcopy(config)
-            config_with_states.output_hidden_states = True
-            check(inputs_dict, config_with_states, model_class)
+            _test_stage_feature_maps(self, model_class, "hidden_states")
 
     def test_model_get_set_embeddings(self):
         _test_stem_is_the_input_embedding(self)
@@ -215,14 +203,13 @@ class EfficientViTBackboneTest(BackboneTesterMixin, unittest.TestCase):
 # ------------------------------------------------------------------------------------------------ EfficientViT-SAM
 
 
-class EfficientViTSamModelTester:
+class EfficientViTSamModelTester(PixelModelTester):
     """A 4-stage L-style encoder with an 8x8 neck, SAM's prompt encoder and a 2-block mask decoder."""
 
     def __init__(self, parent, batch_size=2, image_size=128):
         self.parent = parent
         self.batch_size = batch_size
         self.image_size = image_size
-        self.num_channels = 3
         # EfficientViTSamModel computes no loss (the training scripts compute SAM's mask losses), so transformers'
         # training tests cannot run it; tests/test_gradient_checkpointing.py trains it with and without
         # checkpointing.
@@ -244,10 +231,6 @@ class EfficientViTSamModelTester:
         return EfficientViTSamConfig(vision_config=self.vision_config,
                                      prompt_encoder_config=self.prompt_encoder_config,
                                      mask_decoder_config=self.mask_decoder_config)
-
-    def prepare_config_and_inputs_for_common(self):
-        pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
-        return self.get_config(), {"pixel_values": pixel_values}
 
 
 class EfficientViTSamModelTest(EfficientViTCommonTest, unittest.TestCase):
@@ -276,22 +259,7 @@ class EfficientViTSamModelTest(EfficientViTCommonTest, unittest.TestCase):
 
     def test_hidden_states_output(self):
         # `vision_hidden_states` are the encoder's stage feature maps (SamModel's are its ViT layers' outputs).
-        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
-        size = self.model_tester.image_size
-
-        def check(inputs, config):
-            model = EfficientViTSamModel(copy.deepcopy(config)).eval()
-            with torch.no_grad():
-                hidden_states = model(**inputs).vision_hidden_states
-            self.assertEqual(len(hidden_states), len(self.model_tester.widths))
-            for index, (state, width) in enumerate(zip(hidden_states, self.model_tester.widths)):
-                stride = 2 ** (index + 1)
-                self.assertListEqual(list(state.shape[-3:]), [width, size // stride, size // stride])
-
-        check({**inputs_dict, "output_hidden_states": True}, config)
-        config_with_states = copy.deepcopy(config)
-        config_with_states.output_hidden_states = True
-        check(inputs_dict, config_with_states)
+        _test_stage_feature_maps(self, EfficientViTSamModel, "vision_hidden_states")
 
     def test_attention_outputs(self):
         # As SamModel's test: `mask_decoder_attentions` has one entry per two-way block (its image-to-token
@@ -338,13 +306,12 @@ class EfficientViTSamModelTest(EfficientViTCommonTest, unittest.TestCase):
 # ------------------------------------------------------------------------------------------------ super-resolution
 
 
-class EfficientViTSRModelTester:
+class EfficientViTSRModelTester(PixelModelTester):
     def __init__(self, parent, batch_size=2, image_size=16, upscale=2):
         self.parent = parent
         self.batch_size = batch_size
         self.image_size = image_size
         self.upscale = upscale
-        self.num_channels = 3
         self.is_training = True
         self.num_blocks = 2
         self.hidden_size = 16
@@ -352,10 +319,6 @@ class EfficientViTSRModelTester:
     def get_config(self):
         return EfficientViTSRConfig(upscale=self.upscale, hidden_size=self.hidden_size, num_blocks=self.num_blocks,
                                     attention_head_dim=8)
-
-    def prepare_config_and_inputs_for_common(self):
-        pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
-        return self.get_config(), {"pixel_values": pixel_values}
 
 
 class EfficientViTSRModelTest(EfficientViTCommonTest, unittest.TestCase):
@@ -396,6 +359,24 @@ class EfficientViTSRModelTest(EfficientViTCommonTest, unittest.TestCase):
 
     def test_model_get_set_embeddings(self):
         _test_stem_is_the_input_embedding(self)
+
+
+def _test_stage_feature_maps(test, model_class, field: str):
+    # The hidden states (`field`), asked for by argument and by the config: one map per stage of the tester's
+    # `widths`, stage i at stride 2 ** (i + 1).
+    config, inputs_dict = test.model_tester.prepare_config_and_inputs_for_common()
+    size, widths = test.model_tester.image_size, test.model_tester.widths
+    config_with_states = copy.deepcopy(config)
+    config_with_states.output_hidden_states = True
+    for inputs, model_config in (({**inputs_dict, "output_hidden_states": True}, config),
+                                 (inputs_dict, config_with_states)):
+        model = model_class(copy.deepcopy(model_config)).eval()
+        with torch.no_grad():
+            hidden_states = getattr(model(**inputs), field)
+        test.assertEqual(len(hidden_states), len(widths))
+        for index, (state, width) in enumerate(zip(hidden_states, widths)):
+            stride = 2 ** (index + 1)
+            test.assertListEqual(list(state.shape[-3:]), [width, size // stride, size // stride])
 
 
 def _test_stem_is_the_input_embedding(test):

@@ -35,6 +35,19 @@ def enable_checkpointing(model, use_reentrant: bool) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def disable_checkpointing(model) -> None:
+    if hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def is_checkpointing(model) -> bool:
+    if hasattr(type(model), "is_activation_checkpointing"):  # transformers 5 (`is_gradient_checkpointing` before)
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing
+
+
 def segmentation_step(model):
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(2, 3, 64, 96, generator=generator)
@@ -103,12 +116,12 @@ def test_checkpointed_step_equals_plain_step(case, use_reentrant):
     torch.manual_seed(0)
     plain_model = build()
     model = copy.deepcopy(plain_model)
-    assert model.supports_gradient_checkpointing and not model.is_activation_checkpointing
+    assert model.supports_gradient_checkpointing and not is_checkpointing(model)
     loss, grads, buffers = training_step(plain_model, step)
 
     enable_checkpointing(model, use_reentrant)
     units = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    assert units and all(m.gradient_checkpointing for m in units) and model.is_activation_checkpointing
+    assert units and all(m.gradient_checkpointing for m in units) and is_checkpointing(model)
     recomputed = []  # forward runs of the units handed to the checkpoint function: first pass and recomputation
     for unit in units:
         checkpoint = unit._gradient_checkpointing_func
@@ -142,8 +155,8 @@ def test_checkpointed_step_equals_plain_step(case, use_reentrant):
         assert any(name.endswith("num_batches_tracked") and int(b) == 1 for name, b in buffers.items())
 
     # off again: the plain graph, no checkpoint call
-    model.gradient_checkpointing_disable()
-    assert not model.is_activation_checkpointing
+    disable_checkpointing(model)
+    assert not is_checkpointing(model)
     recomputed.clear()
     torch.testing.assert_close(training_step(model, step)[0], loss, atol=ATOL, rtol=RTOL)
     assert not recomputed

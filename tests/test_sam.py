@@ -212,10 +212,11 @@ def test_mask_decoder_layer_norms_use_sam_eps():
     model = EfficientViTSamModel(tiny_sam_config())
     norms = [m for m in model.mask_decoder.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert norms and all(m.eps == 1e-6 for m in norms)
-    # one positional matrix for the image grid and the prompts: a single parameter, trained once
+    # one positional matrix for the image grid and the prompts: a single tensor (a parameter on transformers 5,
+    # trained once; a buffer on 4.57)
     matrix = model.shared_image_embedding.positional_embedding
     assert model.prompt_encoder.shared_embedding.positional_embedding is matrix
-    assert sum(p is matrix for p in model.parameters()) == 1
+    assert sum(t is matrix for t in [*model.parameters(), *model.buffers()]) == 1
 
 
 # ----------------------------------------------------------------------------------------------------

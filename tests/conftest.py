@@ -21,6 +21,17 @@ os.environ.setdefault("EVIT_HF_REFERENCES", str(REPO_ROOT / ".references"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (shared tiny configs)
 
 
+# Marks that transformers' common tests use (tests/test_transformers_common.py runs them); transformers' own
+# conftest registers them, so unregistered they would warn at collection.
+TRANSFORMERS_TEST_MARKS = ("accelerate_tests", "flash_attn_test", "flash_attn_3_test", "flash_attn_4_test",
+                           "torch_compile_test")
+
+
+def pytest_configure(config):
+    for mark in TRANSFORMERS_TEST_MARKS:
+        config.addinivalue_line("markers", f"{mark}: a mark of transformers' common tests")
+
+
 def _formula():
     spec = importlib.util.spec_from_file_location("evit_fixture_formula", FIXTURE_DIR / "formula.py")
     module = importlib.util.module_from_spec(spec)

@@ -13,12 +13,10 @@ import fcntl
 import os
 import pty
 import re
-import select
 import signal
 import struct
 import sys
 import termios
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, read_terminal
 from evit_hf import progress
 from evit_hf.cli import main
 from evit_hf.progress import Progress, track
@@ -36,12 +34,7 @@ BAR_WITH_ETA = re.compile(r"\d+%\|.*\| *\d+/(\d+) \[\d\d:\d\d<\d\d:\d\d")
 CTRL_C = b"\x03"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def noise_image(path: Path, width: int, height: int) -> Path:
@@ -194,32 +187,24 @@ def in_terminal(argv: list[str], env: dict[str, str], interrupt_when=None, timeo
         finally:
             os._exit(127)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))  # a terminal window's size
-    output, sent, deadline = b"", False, time.monotonic() + timeout
+    sent = False
+
+    def watch(output: str) -> None:
+        nonlocal sent
+        if interrupt_when is not None and not sent and interrupt_when(output):
+            os.write(fd, CTRL_C)
+            sent = True
+
+    status = None
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if interrupt_when is not None and not sent and interrupt_when(output.decode(errors="replace")):
-                os.write(fd, CTRL_C)
-                sent = True
-        else:
-            raise AssertionError(f"evit-hf {' '.join(argv)} did not finish: {output.decode(errors='replace')[-3000:]}")
+        text, finished = read_terminal(fd, timeout, watch=watch)
+        assert finished, f"evit-hf {' '.join(argv)} did not finish: {text[-3000:]}"
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
-        try:
+        if status is None:  # not reaped: still running
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-    text = output.decode(errors="replace")
     assert interrupt_when is None or sent, f"never interrupted: {text[-3000:]}"
     return os.waitstatus_to_exitcode(status), text
 

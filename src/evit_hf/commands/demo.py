@@ -50,6 +50,7 @@ def train_and_segment(out: Path, epochs: int, max_steps: int | None = None) -> d
 
     from ..predict import segment_image
     from ..predict.drawing import draw_segmentation
+    from ..release.render import train_seg_table
     from ..resolve import load_model
     from ..training.data import synthetic_segmentation_dir
     from ..training.segmentation import SegmentationArguments, SegmentationTask
@@ -69,21 +70,22 @@ def train_and_segment(out: Path, epochs: int, max_steps: int | None = None) -> d
     overlay = draw_segmentation(example["image"].resize((256, 256)), _upscale(segmentation, 256),
                                 model.config.id2label)
     overlay_path = save_image(overlay, out / "overlay.png")
-    final = record["rows"][-1]
-    print(f"Held-out mIoU {final['mean_iou']:.1f}% after {final['train_s']} s of training ({final['steps']} steps, "
-          f"{final['torch_threads']} torch threads, seed {final['seed']}); model in {args.output_dir}; overlay of a "
-          f"held-out image: {overlay_path}; figures: {record['path']}")
+    final = record.rows[-1]
+    print(f"\nHeld-out IoU (%) after each epoch; {_threads(final['torch_threads'])}, seed {final['seed']}:\n\n"
+          f"{train_seg_table(record)}\n\nHeld-out mIoU {final['mean_iou']:.2f}% after {final['train_s']} s of training "
+          f"({final['steps']} steps); model in {args.output_dir}; overlay of a held-out image: {overlay_path}; the "
+          f"figures: {out / RECORD} (copied to docs/results/, `evit-hf docs render` shows them in the docs)")
     return results
 
 
-def write_training_record(path: Path, evaluations: list[dict], results: dict, args, threads: int) -> dict:
+def write_training_record(path: Path, evaluations: list[dict], results: dict, args, threads: int):
     """The demo's training figures as a results file (`evit_hf.release.results`): one row per evaluation (epoch,
     steps, mIoU and per-class IoU in %, rounded as the trainer prints them), the last with the training time,
     the torch thread count and the seed. Copied to docs/results/, `evit-hf docs render` puts it in the docs."""
     from datetime import date
 
     from ..bench.core import machine
-    from ..release.results import write_results
+    from ..release.results import read_results, write_results
 
     def percent(value: float) -> float:
         return round(100 * value, 2)
@@ -96,13 +98,17 @@ def write_training_record(path: Path, evaluations: list[dict], results: dict, ar
     rows[-1].update(train_s=round(results["train_seconds"]), torch_threads=threads, seed=args.seed)
     command = f"evit-hf demo --train-epochs {args.num_epochs}" + (
         f" --train-steps {args.max_steps}" if args.max_steps is not None else "")
-    setting = (f"fp32, {threads} torch threads (the figures are bitwise repeatable at a fixed thread count, not "
+    setting = (f"fp32, {_threads(threads)} (the figures are bitwise repeatable at a fixed thread count, not "
                f"across counts), seed {args.seed}; a B0-sized seg model from scratch, batch {args.batch_size}, "
                f"{args.crop_size[0]}x{args.crop_size[1]} crops, AdamW {args.learning_rate:g}; IoU in % on the "
                "held-out split after each epoch; training time includes the evaluations")
     written = write_results(path, rows, title="Segmentation training on the built-in synthetic set (`evit-hf demo`)",
                             command=command, date=date.today().isoformat(), machine=machine(), setting=setting)
-    return {"path": written, "rows": rows}
+    return read_results(written)
+
+
+def _threads(count: int) -> str:
+    return f"{count} torch thread{'s' if count != 1 else ''}"
 
 
 def upscale_held_out(out: Path, photo: str = "chelsea") -> dict[str, float] | None:

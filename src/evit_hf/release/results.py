@@ -76,6 +76,14 @@ def load(name: str) -> Results:
     path = results_dir() / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"No results file {path}; known: {', '.join(names())}.")
+    return read_results(path)
+
+
+def read_results(path: str | os.PathLike) -> Results:
+    """The results file at `path` (anywhere: e.g. the one `evit-hf demo` writes in its output folder), checked
+    for the fields every file has; its name is the file name without `.json`."""
+    path = Path(path)
+    name = path.stem
     data = json.loads(path.read_text())
     if isinstance(data, list):
         raise ValueError(f"{path} holds bare rows (what `python -m evit_hf.bench.mixers --json` writes): record "

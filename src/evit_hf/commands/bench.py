@@ -208,5 +208,8 @@ def _backends(args: argparse.Namespace) -> int:
         timed = [row for row in rows if "median_ms" in row]
         skipped = [f"{row['model']} / {row['backend']}: not run ({row['note']})" for row in rows
                    if "median_ms" not in row]
-        _record(args, timed, "One model on every back end, beside its peer", backends.method(), skipped)
+        chosen = "; ".join(f"{key} {' '.join(map(str, value)) if isinstance(value, tuple) else value}"
+                           for key, value in options.items())  # the recipe's, which the command line only names
+        _record(args, timed, "One model on every back end, beside its peer", f"{backends.method()} Run with: {chosen}.",
+                skipped)
     return 0

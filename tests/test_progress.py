@@ -154,6 +154,28 @@ def test_no_bar_in_a_pipe_and_the_warning_unless_quiet(tmp_path, monkeypatch, ca
     assert "wrote" in captured.out and Image.open(tmp_path / "out.png").size == (192, 128)
 
 
+def test_bench_and_release_batches_report_their_units(tmp_path, monkeypatch, capsys):
+    """`evit-hf bench` rows and `evit-hf release` checkpoints go through the same reporter (the estimate here:
+    every job counts as long); the release's conversions are replaced by a stub that records its order."""
+    from evit_hf.release import builder
+
+    monkeypatch.setattr(progress, "WARN_AFTER_S", 0.0)
+    monkeypatch.setattr(progress, "ESTIMATE_AFTER_S", 0.0)
+    assert main(["bench", "cls", "--presets", "b0", "b1", "--budget", "0.02"]) == 0
+    assert re.search(r"^model zoo: this will take about \d+ seconds \(2 models at [\d.]+ s\); Ctrl-C stops it$",
+                     capsys.readouterr().err, re.M)
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    for name in ("efficientvit_b1_r224.pt", "efficientvit_seg_b0_cityscapes.pt", "efficientvit_sam_l0.pt"):
+        (checkpoints / name).write_bytes(b"")
+    released = []
+    monkeypatch.setattr(builder, "release_checkpoint", lambda variant, *args: released.append(variant) or variant)
+    assert builder.release_batch(checkpoints, tmp_path / "out") == released and len(released) == 3
+    assert re.search(r"^release: this will take about \d+ seconds \(3 checkpoints at [\d.e-]+ s\)",
+                     capsys.readouterr().err, re.M)
+
+
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     """Every command: the handler of `evit_hf.cli.main`. A training run that stopped itself at the signal has
     printed where it stopped (and how to resume): its status is kept and nothing is added."""

@@ -30,6 +30,17 @@ class EfficientViTSamProcessor(SamProcessor):
 
     valid_processor_kwargs = EfficientViTSamProcessorKwargs
 
+    def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+        """`SamProcessor.save_pretrained`, leaving this processor as it was: transformers' remote-code save sets an
+        `auto_map` attribute on the saved object (written to the file, where it belongs), which a reloaded
+        processor drops, so the two would no longer compare equal (`to_dict`)."""
+        had_auto_map = "auto_map" in self.__dict__
+        try:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:
+            if not had_auto_map:
+                self.__dict__.pop("auto_map", None)
+
     def __call__(
         self,
         images: Any = None,

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def read_terminal(fd: int, timeout: float, exited: Callable[[], bool] = lambda: False,
+                  watch: Callable[[str], None] | None = None) -> tuple[str, bool]:
+    """Everything a program writes to the pseudo-terminal `fd` (its controller side) until it closes the
+    terminal, `exited()` holds while nothing is pending, or `timeout` seconds pass; `watch(output so far)` is
+    called after each read (to type into the terminal at the right moment). Returns (output, finished in time)."""
+    import select
+
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the program closed the terminal
+                return output.decode(errors="replace"), True
+            if not chunk:
+                return output.decode(errors="replace"), True
+            output += chunk
+            if watch is not None:
+                watch(output.decode(errors="replace"))
+        elif exited():
+            return output.decode(errors="replace"), True
+    return output.decode(errors="replace"), False

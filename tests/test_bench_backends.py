@@ -48,6 +48,10 @@ def test_cli_recipe_writes_table_json_and_plot(tmp_path, capsys):
     assert main(["bench", "backends", "--config", str(recipe)]) == 0
     out = capsys.readouterr().out
     assert "| b1 | pytorch | fp32 | 1 | 224x224 | 1 |" in out and "Measured by `evit-hf bench backends`" in out
-    saved = json.loads((tmp_path / "rows.json").read_text())
-    assert {r["backend"] for r in saved["rows"]} == {"pytorch", "onnxruntime"} and saved["method"]
+    saved = json.loads((tmp_path / "rows.json").read_text())  # a results file (docs/results/*.json)
+    assert {r["backend"] for r in saved["rows"]} == {"pytorch", "onnxruntime"}
+    assert saved["command"] == f"evit-hf bench backends --config {recipe}" and "logical CPUs" in saved["machine"]
+    assert saved["setting"].startswith("Measured by `evit-hf bench backends`")
+    assert saved["setting"].endswith("Run with: cases cls; backends pytorch onnxruntime; batch 1; threads 1; "
+                                     "budget_s 0.5; peers False.")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

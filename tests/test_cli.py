@@ -17,6 +17,49 @@ def test_demo_prints_the_zoo_table(capsys):
     assert 0.05 < gmacs < 0.2
 
 
+def test_the_docs_show_what_the_demo_prints(tmp_path, monkeypatch, capsys):
+    """`evit-hf demo` records its training figures and prints them; the docs render the same record into the same
+    table. A short run (1 epoch, 6 steps: the record path, not the full 3-epoch demo of ~20 minutes here); the
+    published record is itself a demo run's."""
+    import json
+    import shutil
+
+    from evit_hf.release import render, results
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--presets", "b0", "--budget", "0.05", "--train-epochs", "1", "--train-steps", "6",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "train-seg-synthetic.json").read_text())
+    assert record["command"] == "evit-hf demo --train-epochs 1 --train-steps 6"
+    (final,) = record["rows"]
+    assert final["epoch"] == 0 and final["steps"] == 6 and set(final["per_class_iou"]) == {
+        "background", "disk", "rectangle", "triangle", "ring"}
+    assert f"Held-out mIoU {final['mean_iou']:.2f}% after {final['train_s']} s of training (6 steps)" in printed
+
+    docs = tmp_path / "results"
+    shutil.copytree(results.RESULTS_DIR, docs)
+    shutil.copyfile(out / "train-seg-synthetic.json", docs / "train-seg-synthetic.json")
+    monkeypatch.setattr(results, "RESULTS_DIR", docs)
+    results.load.cache_clear()
+    try:
+        page = render.REPO_ROOT / "docs" / "training.md"
+        rendered = render.render_view("train-seg-synthetic", page)
+    finally:
+        results.load.cache_clear()
+    table = rendered.strip().split("\n\n")[0]
+    assert table.startswith("| epoch | steps | training time | mIoU | pixel acc. | background |")
+    assert f"| {final['mean_iou']:.2f} |" in table and table in printed
+    assert "with `evit-hf demo --train-epochs 1 --train-steps 6`" in rendered
+
+    published = results.load("train-seg-synthetic")
+    assert published.command.startswith("evit-hf demo ") and published.rows[-1]["seed"] == final["seed"]
+    # The demo's super-resolution figures are the docs' held-out row for the same photograph.
+    chelsea = results.load("sr-heldout").one(photo="chelsea")
+    assert (f"'chelsea' (PSNR-Y vs the original): bicubic {chelsea['bicubic_psnr_y']:.2f} dB, EfficientViT-SR "
+            f"{chelsea['psnr_y']:.2f} dB ({chelsea['psnr_gain_db']:+.2f} dB)") in printed
+
+
 def test_convert_writes_a_loadable_folder(tmp_path, original_fixture, capsys):
     from transformers import AutoModelForImageClassification
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from evit_hf.cli import main
 from evit_hf.release import latency, render, results
 from evit_hf.release.render import VIEWS, pages, regions, render_regions, render_view, stale_pages
 
@@ -66,7 +67,8 @@ def test_write_results_round_trips(tmp_path, monkeypatch):
 
 
 def test_refresh_records_a_rerun(tmp_path, monkeypatch):
-    """`evit-hf bench sr --json run.json` writes bare rows; `python -m evit_hf.release.results` files them."""
+    """Rows measured elsewhere (bare rows, or another run's results file) go into a file with
+    `python -m evit_hf.release.results`, which keeps the file's title, command, machine and setting."""
     (tmp_path / "bench-sr.json").write_text((results.RESULTS_DIR / "bench-sr.json").read_text())
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     results.load.cache_clear()
@@ -139,9 +141,32 @@ def test_check_command_reports_drift(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(render, "pages", lambda root=tmp_path: [readme])
     monkeypatch.setattr(render, "stale_cards", lambda: [])
     monkeypatch.setattr(render, "update_cards", lambda: None)
-    assert render.main(["--check"]) == 1
+    assert main(["docs", "render", "--check"]) == 1  # `evit-hf docs render`: python -m evit_hf.release.render
     assert "README.md" in capsys.readouterr().err
-    assert render.main([]) == 0 and readme.read_text() == current
+    assert main(["docs", "render"]) == 0 and readme.read_text() == current
+
+
+def test_bench_json_writes_a_results_file_that_renders(tmp_path, monkeypatch, capsys):
+    """`evit-hf bench ... --json FILE` writes the whole results file (title, the command as typed, date, machine,
+    setting, rows): written over a file of docs/results/, its table renders with the new run's numbers."""
+    from datetime import date
+
+    out = tmp_path / "zoo.json"
+    argv = ["bench", "cls", "--presets", "b0", "--budget", "0.05", "--json", str(out)]
+    assert main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    results.load.cache_clear()
+    try:
+        data = results.load("zoo")
+        assert data.command == "evit-hf " + " ".join(argv) and data.date == date.today().isoformat()
+        assert "logical CPUs" in data.machine and "torch " in data.machine and "random weights" in data.setting
+        (row,) = data.rows
+        assert row["preset"] == "b0" and row["median_ms"] > 0
+        rendered = render_view("zoo", REPO_ROOT / "docs" / "page.md")
+        assert f"| b0 | classifier | 3.41 | 0.1 | 224 | {render.number(row['median_ms'])} |" in rendered
+    finally:
+        results.load.cache_clear()
 
 
 def test_readme_is_an_entry_point():

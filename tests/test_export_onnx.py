@@ -167,6 +167,19 @@ def test_cli_errors_are_messages(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_cli_without_the_onnx_packages_names_the_extra(tmp_path, capsys, monkeypatch):
+    """Before any model loads: one line naming the missing packages and the install command."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    assert main(["export", "--model", "b9", "--out", str(tmp_path)]) == 2  # b9 would fail later, on loading
+    err = capsys.readouterr().err
+    assert err == ('evit-hf export: error: ONNX export needs onnxruntime, not installed here: pip install -e '
+                   '".[export]" (or pip install "evit-hf[export]").\n')
+    assert main(["export", "--model", "b9", "--no-validate", "--out", str(tmp_path)]) == 2  # onnx alone suffices
+    assert "is not a released model" in capsys.readouterr().err
+
+
 def test_load_model_infers_the_task_from_a_folder(tmp_path):
     _small("image-classification").save_pretrained(tmp_path)
     model, _, task = load_model(str(tmp_path))

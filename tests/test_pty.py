@@ -15,16 +15,14 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from PIL import Image
 
-from conftest import BLOCK_EVIT_HF, hub_snapshot_dir, make_offline_hub_repo, offline_env
+from conftest import BLOCK_EVIT_HF, hub_snapshot_dir, make_offline_hub_repo, offline_env, read_terminal
 
 pytest.importorskip("transformers.image_processing_backends")  # the processors and pipelines: transformers >= 5
 
@@ -88,26 +86,14 @@ def run_on_terminal(code: str, env: dict[str, str], timeout: float = 400.0) -> s
     process = subprocess.Popen([sys.executable, "-c", code], stdin=child, stdout=child, stderr=child,
                                env={**os.environ, **env}, close_fds=True, start_new_session=True)
     os.close(child)
-    output, deadline = bytearray(), time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 1.0)
-            if ready:
-                try:
-                    data = os.read(main, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                output += data
-            elif process.poll() is not None:
-                break
+        output, _ = read_terminal(main, timeout, exited=lambda: process.poll() is not None)
     finally:
         if process.poll() is None:
             process.kill()
         process.wait()
         os.close(main)
-    text = output.decode(errors="replace").replace("\r\n", "\n")
+    text = output.replace("\r\n", "\n")
     assert process.returncode == 0, f"exit {process.returncode}:\n{text[-5000:]}"
     return text
 

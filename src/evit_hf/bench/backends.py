@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..progress import track
 from ..reference.peers import peer_model
 from .core import current_rss_bytes, environment, gmacs, markdown_table, p90, time_callable
 
@@ -340,7 +341,7 @@ def run(cases: tuple[str, ...] = DEFAULT_CASES, backends: tuple[str, ...] = DEFA
 
         tune_cpu_allocator()
     rows = []
-    for name in cases:
+    for name in track(cases, "bench backends", unit="case"):
         rows += bench_case(CASES[name], backends, batch, threads, budget_s, peers=peers, progress=progress)
     return rows
 

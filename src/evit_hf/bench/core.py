@@ -2,8 +2,8 @@
 
 Owns timing (`time_callable`, `time_round_robin`, `time_pixel_model`, `p90`, `intra_op_threads`), the one MAC
 counter (`count_macs` on the meta device; `gmacs` for a table column that stays empty where an op has no meta
-kernel), parameter and memory counts, the record of the setting a measurement ran under (`environment`,
-`measured_setting`) and markdown tables (`markdown_table`, `table_with_setting`).
+kernel), parameter and memory counts, the record of the machine and setting a measurement ran under
+(`machine`, `environment`, `measured_setting`) and markdown tables (`markdown_table`, `table_with_setting`).
 """
 
 from __future__ import annotations
@@ -142,6 +142,25 @@ def environment() -> dict[str, str]:
         "allocator": "glibc malloc" + (" + LD_PRELOAD=" + os.environ["LD_PRELOAD"] if "LD_PRELOAD" in os.environ
                                        else ""),
     }
+
+
+def machine() -> str:
+    """The hardware and software of this machine as a results file names them (`evit_hf.release.results`):
+    CPU model and logical CPUs, memory, GPU, OS and torch, e.g. "AMD EPYC 9B14 (2 logical CPUs), 24 GB RAM, no
+    GPU, Linux 6.8, torch 2.13.0+cpu"."""
+    cpu = platform.processor() or platform.machine()
+    memory = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+        with open("/proc/meminfo") as info:
+            kib = next(int(line.split()[1]) for line in info if line.startswith("MemTotal"))
+        memory = f", {kib / 2**20:.0f} GB RAM"
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass  # not Linux: the processor name platform gives, no memory size
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu} ({os.cpu_count()} logical CPUs){memory}, {gpu}, {platform.system()} "
+            f"{platform.release().split('-')[0]}, torch {torch.__version__}")
 
 
 def measured_setting(rows: list[dict]) -> str:

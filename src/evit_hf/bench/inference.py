@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..optimization import tune_cpu_allocator
+from ..progress import track
 from ..reference import randomize_
 from ..reference.original import OriginalUnavailable, build_original
 from .core import count_macs, intra_op_threads, markdown_table, measured_setting, p90, time_callable, time_round_robin
@@ -186,7 +187,7 @@ def run(
     with intra_op_threads(threads):
         peak = gemm_peak_gmacs()
         rows = []
-        for variant, size in cases:
+        for variant, size in track(cases, "bench cpu", unit="case"):
             for row in bench_case(variant, size, budget_s, max_rounds, compile, peak):
                 rows.append({**row, "gemm_peak_gmacs": peak, "allocator_tuned": tuned})
     return rows

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ..progress import Progress
 from .core import (
     count_parameters,
     current_rss_bytes,
@@ -202,6 +203,7 @@ def run(
     if any(s < 32 or s % 32 for s in sizes):
         raise ValueError(f"Sizes must be multiples of 32 (the model's total stride), got {sizes}.")
     rows: list[dict] = []
+    bar = Progress("bench mixers", len(targets) * len(mixers) * len(sizes), unit="row")
     for target in targets:
         for mixer in mixers:
             config = _config(preset, mixer)
@@ -240,8 +242,10 @@ def run(
                         memories.append((pixels, row["peak_mb"]))
                 if progress:
                     shown = row.get("note") or f"{row['median_ms']:.1f} ms, peak {row.get('peak_mb') or 0:.0f} MB"
-                    print(f"{target} {mixer} {row['size']}: {shown}", file=sys.stderr, flush=True)
+                    bar.write(f"{target} {mixer} {row['size']}: {shown}")
+                bar.update()
                 rows.append(row)
+    bar.close()
     _add_derived(rows)
     return rows
 
@@ -404,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:  # python -m evit_hf.bench.mixer
         runs = []
         for path in args.merge:
             with open(path) as handle:
-                runs.append(json.load(handle))
+                data = json.load(handle)
+            runs.append(data["rows"] if isinstance(data, dict) else data)  # `evit-hf bench --json`: a results file
         rows = best_of(*runs)
     else:
         rows = run(sizes=args.sizes, mixers=args.mixers, preset=args.preset, budget_s=args.budget,

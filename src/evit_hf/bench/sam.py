@@ -19,6 +19,7 @@ import torch
 
 from ..predict import SamAutomaticMaskGenerator
 from ..predict.sam import default_processor
+from ..progress import track
 from ..reference.peers import sam_vit_b_model
 from ..resolve import preset_model
 from .core import count_parameters, gmacs, markdown_table, time_callable
@@ -111,7 +112,7 @@ def run(
         })
         prompt_rows += _prompt_rows(REFERENCE, sam, store["embeddings"], budget_s)
         del sam
-    for preset in presets:
+    for preset in track(presets, "bench sam", unit="model"):
         model = preset_model(preset)
         resolution = model.config.encoder_image_size
         pixels = torch.randn(1, 3, resolution, resolution)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from ..optimization import tune_cpu_allocator
+from ..progress import Progress
 from ..reference.peers import SEGFORMER_CONFIGS, segformer_model
 from ..resolve import preset_model
 from .core import count_parameters, intra_op_threads, table_with_setting, time_pixel_model
@@ -63,7 +64,7 @@ def run(
         names = list(peer_models) if peer_models is not None else list(SEGFORMER_CONFIGS)
         models += [(name, PEER_FAMILY, lambda name=name: segformer_model(name)) for name in names]
     rows: list[dict] = []
-    with intra_op_threads(threads):
+    with intra_op_threads(threads), Progress("bench seg", len(models) * len(sizes), unit="row") as progress:
         for name, family, build in models:
             model = build()
             params = count_parameters(model) / 1e6
@@ -71,6 +72,7 @@ def run(
                 timing = time_pixel_model(model, size, budget_s, max_runs)
                 rows.append({"model": name, "family": family, "size": f"{size[0]}x{size[1]}", "params_m": params,
                              "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing})
+                progress.update()
             del model
     _add_ratios(rows, sizes)
     return rows

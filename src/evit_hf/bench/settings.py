@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+from ..progress import track
 from .core import markdown_table
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
@@ -52,18 +53,18 @@ def run(
 ) -> list[dict]:
     """One row per (setting, threads); `0` threads means torch's default. Each row is a separate process."""
     rows = []
-    for threads in thread_counts:
-        for name, (env_overrides, tune) in SETTINGS.items():
-            env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-            env.update(env_overrides)
-            args = [variant, str(size[0]), str(size[1]), str(threads), "1" if tune else "0", str(budget_s)]
-            result = subprocess.run(
-                [sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise RuntimeError(f"setting {name!r} failed: {result.stderr.strip().splitlines()[-1:]}")
-            row = json.loads(result.stdout.strip().splitlines()[-1])
-            rows.append({"setting": name, "model": variant, "input": f"{size[0]}x{size[1]}", **row})
+    jobs = [(threads, name, setting) for threads in thread_counts for name, setting in SETTINGS.items()]
+    for threads, name, (env_overrides, tune) in track(jobs, "bench settings", unit="setting"):
+        env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        env.update(env_overrides)
+        args = [variant, str(size[0]), str(size[1]), str(threads), "1" if tune else "0", str(budget_s)]
+        result = subprocess.run(
+            [sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"setting {name!r} failed: {result.stderr.strip().splitlines()[-1:]}")
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        rows.append({"setting": name, "model": variant, "input": f"{size[0]}x{size[1]}", **row})
     fastest = min(row["median_ms"] for row in rows)
     for row in rows:
         row["vs_fastest"] = row["median_ms"] / fastest

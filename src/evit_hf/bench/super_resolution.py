@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from ..optimization import tune_cpu_allocator
+from ..progress import Progress
 from ..reference.peers import SWIN2SR_LIGHTWEIGHT_X2, SWIN2SR_NAME, swin2sr_model
 from ..resolve import preset_model
 from .core import count_parameters, gmacs, intra_op_threads, table_with_setting, time_pixel_model
@@ -64,7 +65,7 @@ def run(
         name = SWIN2SR_NAME.replace("x2", f"x{upscale}")
         models.append((name, PEER_FAMILY, lambda u=upscale: swin2sr_model(u)))
     rows: list[dict] = []
-    with intra_op_threads(threads):
+    with intra_op_threads(threads), Progress("bench sr", len(models) * len(sizes), unit="row") as progress:
         for name, family, build in models:
             torch.manual_seed(0)
             model = build()
@@ -78,6 +79,7 @@ def run(
                     "params_m": params, "gmacs": gmacs(model, (1, 3, *size)) if macs else None,
                     "threads": torch.get_num_threads(), "allocator_tuned": tuned, **timing,
                 })
+                progress.update()
             del model
     _add_ratios(rows)
     return rows

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from ..models.efficientvit import PRESETS, EfficientViTConfig, EfficientViTForImageClassification, EfficientViTModel
+from ..progress import track
 from .core import count_macs, count_parameters, markdown_table, time_callable
 
 # Presets with an original ImageNet classifier; the others (l0, xl0, xl1) exist as SAM backbones only.
@@ -15,7 +15,7 @@ CLASSIFIER_PRESETS = ("b0", "b1", "b2", "b3", "l1", "l2", "l3")
 def zoo_rows(presets: list[str] | None = None, resolution: int = 224, budget_s: float = 1.5) -> list[dict]:
     rows = []
     presets = list(presets or PRESETS)
-    for name in tqdm(presets, desc="model zoo", unit="model"):
+    for name in track(presets, "model zoo", unit="model"):
         config = EfficientViTConfig.from_preset(name, num_labels=1000)
         with torch.device("meta"):
             classifier = name in CLASSIFIER_PRESETS

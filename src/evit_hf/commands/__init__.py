@@ -54,8 +54,27 @@ def load_image(path: str, mode: str | None = "RGB"):
 
 
 def save_image(image, path: str | Path) -> Path:
-    """Write `image` to `path` (parent folders created); returns the path."""
+    """Write `image` to `path` (parent folders created); returns the path. The file appears only once complete
+    (written beside it, then renamed), so an interrupted command never leaves a truncated image under the name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        image.save(partial, format=_image_format(path))
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
+
+
+def _image_format(path: Path) -> str:
+    """The PIL format of `path`'s extension (what `image.save(path)` would pick); a clear error for an unknown
+    one."""
+    from PIL import Image
+
+    Image.init()
+    extension = path.suffix.lower()
+    if extension not in Image.EXTENSION:
+        raise ValueError(f"cannot write {str(path)!r}: unknown image extension {extension or '(none)'!r}; use "
+                         ".png, .jpg, .webp, ...")
+    return Image.EXTENSION[extension]

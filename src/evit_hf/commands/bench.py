@@ -1,10 +1,16 @@
-"""`evit-hf bench TASK`: latency tables against peers (or the original implementation) measured in the same run."""
+"""`evit-hf bench TASK`: latency tables against peers (or the original implementation) measured in the same run.
+
+`--json FILE` writes the run as a results file (`evit_hf.release.results`: title, command, date, machine,
+setting, notes, rows), the shape of docs/results/*.json: a re-run written over one of those files (the command
+each file names) is rendered into every page and card by `evit-hf docs render`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import shlex
+import sys
 from pathlib import Path
 
 from . import add_command
@@ -54,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
     )
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--json", type=Path, help="also write the run as a results file (docs/results/*.json: "
+                        "title, command, date, machine, setting, rows), e.g. over the docs' own to update them")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +104,51 @@ def run(args: argparse.Namespace) -> int:
         table = module.format_table(rows)
     print(table)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        _record(args, rows, *_title_and_setting(args, rows))
     return 0
+
+
+# What the rows of each benchmark were measured with, before the measured environment (`measured_setting`).
+_RANDOM_MODELS = "random weights, batch 1, fp32, eval, torch.inference_mode"
+_TITLES = {
+    "cls": "Model zoo latency (every backbone preset at 224x224)",
+    "seg": "Semantic segmentation: EfficientViT-Seg against SegFormer B0/B1/B2 (19 labels)",
+    "sam": "EfficientViT-SAM against SAM ViT-B (transformers SamModel)",
+    "sr": "Super-resolution: EfficientViT-SR against Swin2SR lightweight",
+}
+
+
+def _title_and_setting(args: argparse.Namespace, rows: list[dict]) -> tuple[str, str, list[str]]:
+    """The results file's title, setting and notes for `evit-hf bench cls|seg|sam|sr|cpu [--settings]`."""
+    from ..bench.core import environment, measured_setting
+
+    if args.task != "cpu":
+        return _TITLES[args.task], f"{_RANDOM_MODELS}; {measured_setting(rows)}", []
+    if args.settings:
+        env = ", ".join(f"{k}={v}" for k, v in environment().items() if k not in ("threads", "OMP_NUM_THREADS"))
+        return (f"Thread, OpenMP and allocator settings ({rows[0]['model']} at {rows[0]['input']})",
+                "each row a fresh process (OpenMP reads its environment when torch loads) with the row's threads and "
+                f"environment, the default eval graph, {_RANDOM_MODELS}; otherwise {env}", [])
+    title = "The default inference graph against the original implementation" + (
+        ", and torch.compile" if args.compile else "")
+    setting = (f"deterministic random weights shared by every row of a model (the converter maps the original state "
+               f"dict), batch 1, fp32, eval, torch.inference_mode, rows of one model timed round-robin in one "
+               f"process; GEMM peak {rows[0]['gemm_peak_gmacs']:.1f} GMAC/s (same run); {measured_setting(rows)}")
+    return title, setting, sorted({row["note"] for row in rows if row.get("note")})
+
+
+def _record(args: argparse.Namespace, rows: list[dict], title: str, setting: str, notes: list[str]) -> None:
+    """Write `rows` as the results file `args.json` (`evit_hf.release.results.write_results`), dated today, with
+    this machine and the command line that ran."""
+    from datetime import date
+
+    from ..bench.core import machine
+    from ..release.results import write_results
+
+    command = shlex.join(getattr(args, "command_line", None) or ["evit-hf", *sys.argv[1:]])
+    path = write_results(args.json, rows, title=title, command=command, date=date.today().isoformat(),
+                         machine=machine(), setting=setting, notes=notes)
+    print(f"wrote {path} (a results file: `evit-hf docs render` shows it where docs/results/ has it)")
 
 
 def _mixer_study(args: argparse.Namespace) -> int:
@@ -117,7 +167,12 @@ def _mixer_study(args: argparse.Namespace) -> int:
         mixers.plot(rows, args.plot)
         print(f"plot: {args.plot}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        from ..bench.core import measured_setting
+
+        sizes = [row["size"] for row in rows]
+        setting = (f"random weights, fp32, eval, torch.inference_mode, batch 1, each measurement in a fresh process; "
+                   f"{measured_setting(rows)}")
+        _record(args, rows, f"Token mixers: latency and peak memory from {sizes[0]} to {sizes[-1]}", setting, [])
     return 0
 
 
@@ -148,7 +203,13 @@ def _backends(args: argparse.Namespace) -> int:
     if plot_path:
         backends.plot(rows, plot_path)
         print(f"plot: {plot_path}")
-    json_path = args.json or (Path(recipe["json"]) if recipe.get("json") else None)
-    if json_path:
-        json_path.write_text(json.dumps({"method": backends.method(), "options": options, "rows": rows}, indent=2))
+    args.json = args.json or (Path(recipe["json"]) if recipe.get("json") else None)
+    if args.json:
+        timed = [row for row in rows if "median_ms" in row]
+        skipped = [f"{row['model']} / {row['backend']}: not run ({row['note']})" for row in rows
+                   if "median_ms" not in row]
+        chosen = "; ".join(f"{key} {' '.join(map(str, value)) if isinstance(value, tuple) else value}"
+                           for key, value in options.items())  # the recipe's, which the command line only names
+        _record(args, timed, "One model on every back end, beside its peer", f"{backends.method()} Run with: {chosen}.",
+                skipped)
     return 0

@@ -39,21 +39,30 @@ def show_zoo(args: argparse.Namespace) -> None:
     print(format_zoo(rows))
 
 
+RECORD = "train-seg-synthetic.json"  # the demo's training figures: docs/results/ holds the published run
+
+
 def train_and_segment(out: Path, epochs: int, max_steps: int | None = None) -> dict:
-    """Train on the synthetic dataset, then write the overlay of a held-out image; returns the results."""
+    """Train on the synthetic dataset, record the figures (`out/train-seg-synthetic.json`), then write the overlay
+    of a held-out image; returns the final evaluation."""
+    import torch
     from datasets import load_dataset
 
     from ..predict import segment_image
     from ..predict.drawing import draw_segmentation
+    from ..release.render import train_seg_table
     from ..resolve import load_model
     from ..training.data import synthetic_segmentation_dir
-    from ..training.segmentation import SegmentationArguments, train_segmentation
+    from ..training.segmentation import SegmentationArguments, SegmentationTask
+    from ..training.trainer import Trainer
 
     print(f"\nTraining EfficientViT-Seg B0 from scratch on the synthetic dataset ({epochs} epochs) ...", flush=True)
     # The defaults are the synthetic recipe (configs/train/seg-synthetic.yaml).
     args = SegmentationArguments(output_dir=str(out / "seg-synthetic"), num_epochs=epochs, max_steps=max_steps,
                                  checkpoint_every_epoch=False)
-    results = train_segmentation(args)
+    trainer = Trainer(SegmentationTask(args), args)
+    results = trainer.train()
+    record = write_training_record(out / RECORD, trainer.state.evaluations, results, args, torch.get_num_threads())
     model, processor, _ = load_model(args.output_dir, "semantic-segmentation")
     held_out = load_dataset(str(synthetic_segmentation_dir()), split="validation", streaming=True)
     example = next(iter(held_out.skip(3)))
@@ -61,9 +70,45 @@ def train_and_segment(out: Path, epochs: int, max_steps: int | None = None) -> d
     overlay = draw_segmentation(example["image"].resize((256, 256)), _upscale(segmentation, 256),
                                 model.config.id2label)
     overlay_path = save_image(overlay, out / "overlay.png")
-    print(f"Held-out mIoU {100 * results['mean_iou']:.1f}% after {results['train_seconds']:.0f} s of training "
-          f"({results['global_step']} steps); model in {args.output_dir}; overlay of a held-out image: {overlay_path}")
+    final = record.rows[-1]
+    print(f"\nHeld-out IoU (%) after each epoch; {_threads(final['torch_threads'])}, seed {final['seed']}:\n\n"
+          f"{train_seg_table(record)}\n\nHeld-out mIoU {final['mean_iou']:.2f}% after {final['train_s']} s of training "
+          f"({final['steps']} steps); model in {args.output_dir}; overlay of a held-out image: {overlay_path}; the "
+          f"figures: {out / RECORD} (copied to docs/results/, `evit-hf docs render` shows them in the docs)")
     return results
+
+
+def write_training_record(path: Path, evaluations: list[dict], results: dict, args, threads: int):
+    """The demo's training figures as a results file (`evit_hf.release.results`): one row per evaluation (epoch,
+    steps, mIoU and per-class IoU in %, rounded as the trainer prints them), the last with the training time,
+    the torch thread count and the seed. Copied to docs/results/, `evit-hf docs render` puts it in the docs."""
+    from datetime import date
+
+    from ..bench.core import machine
+    from ..release.results import read_results, write_results
+
+    def percent(value: float) -> float:
+        return round(100 * value, 2)
+
+    rows = [{"epoch": record["epoch"], "steps": record["step"], "mean_iou": percent(record["eval/mean_iou"]),
+             "pixel_accuracy": percent(record["eval/pixel_accuracy"]),
+             "per_class_iou": {key.split("/", 2)[2]: percent(value) for key, value in record.items()
+                               if key.startswith("eval/per_class_iou/")}}
+            for record in evaluations]
+    rows[-1].update(train_s=round(results["train_seconds"]), torch_threads=threads, seed=args.seed)
+    command = f"evit-hf demo --train-epochs {args.num_epochs}" + (
+        f" --train-steps {args.max_steps}" if args.max_steps is not None else "")
+    setting = (f"fp32, {_threads(threads)} (the figures are bitwise repeatable at a fixed thread count, not "
+               f"across counts), seed {args.seed}; a B0-sized seg model from scratch, batch {args.batch_size}, "
+               f"{args.crop_size[0]}x{args.crop_size[1]} crops, AdamW {args.learning_rate:g}; IoU in % on the "
+               "held-out split after each epoch; training time includes the evaluations")
+    written = write_results(path, rows, title="Segmentation training on the built-in synthetic set (`evit-hf demo`)",
+                            command=command, date=date.today().isoformat(), machine=machine(), setting=setting)
+    return read_results(written)
+
+
+def _threads(count: int) -> str:
+    return f"{count} torch thread{'s' if count != 1 else ''}"
 
 
 def upscale_held_out(out: Path, photo: str = "chelsea") -> dict[str, float] | None:

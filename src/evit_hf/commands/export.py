@@ -78,6 +78,8 @@ def _save_processor(name: str, out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..resolve import load_model
 
+    if args.format == "onnx":  # before the model loads: a missing package fails at once, naming the fix
+        _require_onnx(validate=not args.no_validate or bool(args.quantize))
     # `random:` presets get the deterministic `randomize_` weights: the default init's near-constant outputs
     # would hide a wrong export from the validation.
     model, _, task = load_model(args.model, None if args.task == "auto" else args.task, seed=0)
@@ -108,6 +110,23 @@ def run(args: argparse.Namespace) -> int:
     _save_processor(args.model, args.out)
     print(f"task {task}: export written to {args.out}")
     return 0
+
+
+def _require_onnx(validate: bool) -> None:
+    """A one-line error naming the fix when the ONNX packages are missing (torch.onnx would fail late, with a
+    traceback ending in "Module onnx is not installed!")."""
+    import importlib
+
+    needed = ("onnx", "onnxruntime") if validate else ("onnx",)
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ValueError(f"ONNX export needs {' and '.join(missing)}, not installed here: pip install -e \".[export]\" "
+                         f"(or pip install \"evit-hf[export]\").")
 
 
 CALIBRATION_CROP = (256, 256)

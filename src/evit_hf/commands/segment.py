@@ -5,7 +5,8 @@ This module owns the `segment` subcommand's options and output. `M` is a release
 once), a saved folder, a Hub id, or `random:seg-b1-cityscapes` (random weights, with a warning; to try the
 command offline), resolved by `evit_hf.resolve`. The output (`evit_hf.predict.draw_segmentation`) is the
 image alpha-blended with one colour per class, with a legend of the classes present (largest first, with their
-pixel share) on the right.
+pixel share) on the right. On a large image, upsampling the scores to its size is the long part: it runs in
+bounded memory with a progress bar (on a terminal); Ctrl-C stops it without writing the overlay.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..predict import segment_image, set_short_side
     from ..predict.drawing import class_shares, draw_segmentation
+    from ..progress import Progress
     from ..resolve import load_model
 
     image = load_image(args.image)
     model, processor, _ = load_model(args.model, "semantic-segmentation")
     set_short_side(processor, args.short_side)
     model.to(args.device)
-    segmentation = segment_image(image, model, processor)
+    with Progress("upsampling the scores", unit="class") as progress:  # the long part on a large photograph
+        segmentation = segment_image(image, model, processor, progress)
     canvas = draw_segmentation(image, segmentation, model.config.id2label, args.alpha)
     out = save_image(canvas, args.out)
     largest = [share.label for share in class_shares(segmentation, model.config.id2label)]

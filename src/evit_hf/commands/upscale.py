@@ -7,7 +7,9 @@ has produced it, the command fails with a message asking for `--model`. `M` may 
 (`efficientvit-sr-light-x2`, the same shipped checkpoint), a saved folder, a Hub id, or `random:sr-light-x4`
 (random weights: a warning says so; an untrained model returns the bicubic upsampling), resolved by
 `evit_hf.resolve`. `--compare` also writes the bicubic upsampling and the
-model's output side by side, with labels. Transparent images are composited on white.
+model's output side by side, with labels. Transparent images are composited on white. A large image shows a
+bar with the tiles done and the time left (on a terminal) and, when it will take minutes, a warning with the
+estimate; Ctrl-C stops it without writing OUT.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models.efficientvit.modeling_efficientvit_sr import check_tile_arguments
     from ..predict import bicubic_comparison, upscale_image
+    from ..progress import Progress
     from ..resolve import load_model
     from ..sr_utils import EMBEDDED_SR_NAME
 
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image, mode=None)  # alpha kept: the processor composites it on white
     model, processor, _ = load_model(args.model, "image-to-image", scale=args.scale)
     start = time.perf_counter()
-    result = upscale_image(image, model, processor, args.tile_size, args.tile_overlap, args.device)
+    with Progress("upscaling", unit="tile") as progress:  # a bar on a terminal; a warning if it takes minutes
+        result = upscale_image(image, model, processor, args.tile_size, args.tile_overlap, args.device, progress)
     elapsed = time.perf_counter() - start
     out = save_image(result, args.out)
     scale = model.config.upscale

@@ -7,13 +7,16 @@ training saves and the Hub folders carry. Counting is `evit_hf.training.metrics.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from ..progress import track
 from ..training.data import batched
 from ..training.metrics import ClassificationMetrics
 from ..training.transforms import classification_eval_transform, image_processor_class
-from .runner import EvalResult, load_columns, load_model, positive, progress
+from .runner import EvalResult, load_columns, load_model, positive, split_size
 
 
 def evaluate_classification(model_name: str, data: str, *, split: str = "validation", image_column: str = "image",
@@ -34,7 +37,9 @@ def evaluate_classification(model_name: str, data: str, *, split: str = "validat
     num_labels = model.config.num_labels
     metrics = ClassificationMetrics(num_labels)
     dataset = load_columns(data, split, {image_column: "image", label_column: "label"}, max_samples)
-    for batch in progress(batched(dataset, batch_size), "eval cls", unit="batch"):
+    size = split_size(dataset, max_samples)
+    batches = None if size is None else math.ceil(size / batch_size)
+    for batch in track(batched(dataset, batch_size), "eval cls", total=batches, unit="batch"):
         labels = torch.tensor([int(example["label"]) for example in batch])
         if labels.min() < 0 or labels.max() >= num_labels:
             raise ValueError(f"Labels must lie in [0, {num_labels}) (the model's classes); got {labels.tolist()}.")

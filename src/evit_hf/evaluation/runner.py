@@ -1,20 +1,18 @@
-"""Shared evaluation plumbing: one split of a dataset as a stream, progress bars, the results record.
+"""Shared evaluation plumbing: one split of a dataset as a stream, its size, the results record.
 
 Owns the steps every task repeats: loading a split (`evit_hf.training.data.load_split`: Hub id, local folder
-or parquet) with its columns checked and renamed, limiting it to the first N samples, wrapping iteration in
-a tqdm bar, and turning metrics into an `EvalResult` that prints as a table and saves as JSON.
+or parquet) with its columns checked and renamed, limiting it to the first N samples, its size where known
+(for the progress bar and time estimate of `evit_hf.progress.track`), and turning metrics into an
+`EvalResult` that prints as a table and saves as JSON.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 @dataclass
@@ -64,11 +62,15 @@ def load_columns(data: str, split: str, columns: dict[str, str], max_samples: in
     return dataset.take(max_samples) if max_samples else dataset
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
-    """`items` under a tqdm progress bar (on stderr)."""
-    from tqdm.auto import tqdm
-
-    yield from tqdm(items, desc=description, total=total, unit=unit, dynamic_ncols=True)
+def split_size(dataset, max_samples: int | None = None) -> int | None:
+    """How many examples `dataset` (from `load_columns`) yields, where its card says (Hub datasets, folders written
+    by `evit-hf make-dataset`): what the progress bar and the time estimate count against; None where unknown
+    (bare parquet files: counting them would read every image)."""
+    splits = getattr(dataset.info, "splits", None) or {}
+    known = splits.get(dataset.split) if dataset.split else None
+    if known is None or not known.num_examples:
+        return None
+    return min(known.num_examples, max_samples) if max_samples else known.num_examples
 
 
 def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str | Path | None = None):
@@ -94,4 +96,4 @@ def positive(name: str, value: int | float) -> None:
         raise ValueError(f"{name} must be positive, got {value}.")
 
 
-__all__ = ["EvalResult", "load_columns", "load_model", "positive", "progress", "write_results"]
+__all__ = ["EvalResult", "load_columns", "load_model", "positive", "split_size", "write_results"]

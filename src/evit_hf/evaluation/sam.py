@@ -20,6 +20,7 @@ import torch
 
 from ..data.sa1b import encode_mask
 from ..predict import SamPredictor
+from ..progress import track
 from ..training.metrics import PromptedMaskMetrics
 from ..training.sam_objectives import mask_iou
 from .coco import (
@@ -33,7 +34,7 @@ from .coco import (
     xywh_to_xyxy,
 )
 from .lvis import LVIS_AP_NAMES, is_lvis, lvis_mask_ap
-from .runner import EvalResult, positive, progress
+from .runner import EvalResult, positive
 
 
 def next_click(truth: np.ndarray, prediction: np.ndarray, clicked: np.ndarray) -> tuple[np.ndarray, int]:
@@ -118,7 +119,7 @@ def evaluate_sam(model_name: str, data: str, *, images: str | None = None, split
     image_ids: list[int] = []
     box_metrics = _area_metrics()
     click_metrics = {n: _area_metrics() for n in clicks}
-    for record in progress(source.records(), "eval sam", total=source.size()):
+    for record in track(source.records(), "eval sam", total=source.size()):
         image_ids.append(record.image_id)
         predictor.set_image(record.image)
         results += _box_prompts(predictor, record, detected, box_metrics)

@@ -17,9 +17,10 @@ from PIL import Image
 
 from ..models.efficientvit.modeling_efficientvit_blocks import resize_bicubic
 from ..models.efficientvit.modeling_efficientvit_sr import tile_starts
+from ..progress import track
 from ..training.metrics import SegmentationMetrics
 from ..training.transforms import image_processor_class, label_map, processed
-from .runner import EvalResult, load_columns, load_model, positive, progress
+from .runner import EvalResult, load_columns, load_model, positive, split_size
 
 DIVISOR = 32  # total stride of the released models
 # cityscapesScripts labels.py: labelId (0..33) -> trainId (0..18), 255 = not evaluated.
@@ -133,7 +134,7 @@ def evaluate_segmentation(model_name: str, data: str, *, split: str = "validatio
     dataset = load_columns(data, split, {image_column: "image", label_column: "label"}, max_samples)
     processor = settings.processor()
     images = 0
-    for example in progress(dataset, "eval seg"):
+    for example in track(dataset, "eval seg", total=split_size(dataset, max_samples)):
         labels = label_map(example["label"], settings.reduce_labels, settings.ignore_index)
         if settings.cityscapes_label_ids:
             labels = cityscapes_train_ids(labels)

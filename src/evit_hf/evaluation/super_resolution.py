@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from ..models.efficientvit.modeling_efficientvit_sr import check_tile_arguments, tiled_upscale
+from ..progress import track
 from ..training.metrics import SuperResolutionMetrics
 from ..training.transforms import image_processor_class, rgb_image, super_resolution_eval_transform, unit_pixels
-from .runner import EvalResult, progress
+from .runner import EvalResult
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -98,7 +99,7 @@ def evaluate_super_resolution(model_name: str, data: str, *, lr: str | None = No
     def upscale(pixels: torch.Tensor) -> torch.Tensor:
         return model(pixel_values=pixels).reconstruction
 
-    for high, low in progress(pairs, "eval sr"):
+    for high, low in track(pairs, "eval sr"):
         low_res, high_res = load_pair(high, low, model_scale, processor)
         with torch.inference_mode():
             pixels = low_res.to(model.device)

@@ -3,8 +3,9 @@
 - `sam`: `SamPredictor` (one image embedding, many prompts; segment-anything's predictor for transformers
   SAM-style models), `SamImageEmbedding`, `SamPrediction`;
 - `mask_generation`: `SamAutomaticMaskGenerator` (masks of everything, from a grid of point prompts);
-- `segmentation`: `segment_image` (the class map of one image), `set_short_side`;
-- `super_resolution`: `upscale_image`, `bicubic_comparison`;
+- `segmentation`: `segment_image` (the class map of one image; `class_map` upsamples scores in bounded
+  memory, with progress), `set_short_side`;
+- `super_resolution`: `upscale_image` (with progress by tile), `tile_count`, `bicubic_comparison`;
 - `drawing`: colours, mask overlays, prompt marks, the segmentation overlay with its legend, side by side
   (`from evit_hf.predict.drawing import draw_masks, ...`).
 
@@ -18,7 +19,7 @@ from . import drawing
 from .mask_generation import GeneratedMasks, SamAutomaticMaskGenerator
 from .sam import SamImageEmbedding, SamPrediction, SamPredictor
 from .segmentation import segment_image, set_short_side
-from .super_resolution import bicubic_comparison, upscale_image
+from .super_resolution import bicubic_comparison, tile_count, upscale_image
 
 __all__ = [
     "GeneratedMasks",
@@ -30,5 +31,6 @@ __all__ = [
     "drawing",
     "segment_image",
     "set_short_side",
+    "tile_count",
     "upscale_image",
 ]

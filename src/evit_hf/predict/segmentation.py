@@ -1,12 +1,16 @@
 """Semantic segmentation of one image: `segment_image` (the class of every pixel at the image's own size).
 
 Owns running a semantic segmentation model and its image processor on one PIL image, and the one setting
-users change on the processor, the inference size (`set_short_side`: smaller is faster).
+users change on the processor, the inference size (`set_short_side`: smaller is faster). On a large image the
+long part is upsampling the scores to the image size: `class_map` does it a few classes at a time, in bounded
+memory, reporting progress.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..progress import ProgressCallback
 
 
 def set_short_side(processor, short_side: int | None) -> None:
@@ -21,8 +25,12 @@ def set_short_side(processor, short_side: int | None) -> None:
     processor.size = SizeDict(shortest_edge=short_side)
 
 
-def segment_image(image, model, processor) -> np.ndarray:
-    """The (H, W) int64 class map of a PIL image at its own size."""
+def segment_image(image, model, processor, progress: ProgressCallback | None = None) -> np.ndarray:
+    """The (H, W) int64 class map of a PIL image at its own size.
+
+    The scores are upsampled to the image size a few classes at a time (`class_map`), which bounds memory and
+    reports `progress(classes done, classes)`: on a large photograph that, not the model, is the long part.
+    """
     import torch
 
     if processor is None:
@@ -30,8 +38,42 @@ def segment_image(image, model, processor) -> np.ndarray:
     inputs = processor(image, return_tensors="pt").to(model.device)
     with torch.inference_mode():
         outputs = model(**inputs)
-    (segmentation,) = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])
-    return segmentation.cpu().numpy()
+    return class_map(outputs.logits, image.size[::-1], processor, progress)
 
 
-__all__ = ["segment_image", "set_short_side"]
+# Upsampled scores held at once, in values (fp32: 256 MB): a 6000x4000 photograph takes 2 classes at a time
+# instead of all 19 Cityscapes classes (1.8 GB) or 150 ADE20K classes (14 GB) at once.
+SCORES_BUDGET = 2**26
+
+
+def class_map(logits, size: tuple[int, int], processor, progress: ProgressCallback | None = None) -> np.ndarray:
+    """The argmax over classes of one image's `logits` (1, classes, h, w), upsampled to `size` (height, width)
+    by `processor.post_process_semantic_segmentation`, `SCORES_BUDGET // (height * width)` classes at a time.
+
+    Exactly the processor's class map on all classes at once: the upsampling treats each class on its own,
+    and ties go to the lower class id as in `argmax` (the running maximum is replaced only where strictly
+    larger)."""
+    import torch
+
+    classes = logits.shape[1]
+    step = max(1, SCORES_BUDGET // (size[0] * size[1]))
+    best_class = best_score = None
+    if progress is not None:
+        progress(0, classes)
+    for start in range(0, classes, step):
+        (result,) = processor.post_process_semantic_segmentation(
+            logits[:, start : start + step], target_sizes=[size], return_segmentation_scores=True)
+        index = result.segmentation
+        score = result.segmentation_scores.gather(0, index[None])[0]
+        if best_class is None:
+            best_class, best_score = index, score
+        else:
+            better = score > best_score
+            best_class = torch.where(better, index + start, best_class)
+            best_score = torch.where(better, score, best_score)
+        if progress is not None:
+            progress(min(start + step, classes), classes)
+    return best_class.cpu().numpy()
+
+
+__all__ = ["SCORES_BUDGET", "class_map", "segment_image", "set_short_side"]

@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..progress import track
 from .cards import SRRun, render_card
 from .catalog import ReleaseTarget, checkpoint_files, get_target, target_from_filename
 from .stats import compute_stats
@@ -119,7 +120,7 @@ def release_batch(
     """Release every original checkpoint in `checkpoints_dir` to `out_root/<repo name>/`.
 
     Every file name is checked before anything is converted (an unknown name or two files for one repo stop
-    the batch with nothing written).
+    the batch with nothing written). Progress (a bar and a time estimate, `evit_hf.progress`) counts checkpoints.
     """
     planned: dict[str, tuple[Path, ReleaseTarget]] = {}
     for path in checkpoint_files(checkpoints_dir):
@@ -131,5 +132,5 @@ def release_batch(
     return [
         release_checkpoint(target.variant, path, out_root / name, org,
                            target.resolution if target.family == "cls" else None, timm, overwrite)
-        for name, (path, target) in planned.items()
+        for name, (path, target) in track(planned.items(), "release", unit="checkpoint")
     ]

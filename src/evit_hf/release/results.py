@@ -76,10 +76,18 @@ def load(name: str) -> Results:
     path = results_dir() / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"No results file {path}; known: {', '.join(names())}.")
+    return read_results(path)
+
+
+def read_results(path: str | os.PathLike) -> Results:
+    """The results file at `path` (anywhere: e.g. the one `evit-hf demo` writes in its output folder), checked
+    for the fields every file has; its name is the file name without `.json`."""
+    path = Path(path)
+    name = path.stem
     data = json.loads(path.read_text())
     if isinstance(data, list):
-        raise ValueError(f"{path} holds bare rows (what `evit-hf bench ... --json` writes): record them with "
-                         f"`python -m evit_hf.release.results {name} --rows FILE --date YYYY-MM-DD`.")
+        raise ValueError(f"{path} holds bare rows (what `python -m evit_hf.bench.mixers --json` writes): record "
+                         f"them with `python -m evit_hf.release.results {name} --rows FILE --date YYYY-MM-DD`.")
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"{path}: missing {missing}; every results file has {', '.join(_REQUIRED)}.")

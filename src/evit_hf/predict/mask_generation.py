@@ -199,17 +199,20 @@ class SamAutomaticMaskGenerator:
         return max(1, self.memory_budget // per_prompt)
 
     # ------------------------------------------------------------------------------------------- grid
-    def generate(self, image) -> GeneratedMasks:
-        """The masks of `image` (PIL or (H, W, 3) uint8 array) from the point grids, filtered, NMS'd."""
+    def generate(self, image, embedding: SamImageEmbedding | None = None) -> GeneratedMasks:
+        """The masks of `image` (PIL or (H, W, 3) uint8 array) from the point grids, filtered, NMS'd.
+        `embedding`: the image's embedding computed before (`SamPredictor.set_image`), used for the whole-image
+        crop instead of running the encoder again."""
         image = _rgb(image)
         size = (image.height, image.width)
+        _check_embedding(embedding, size)
         crop_boxes, layers = generate_crop_boxes(size, self.crop_n_layers, self.crop_overlap_ratio)
         timer = _Timer()
         total = sum(len(self.point_grids[layer]) for layer in layers)
         parts = []
         with _progress_bar(total, self.progress) as bar:
             for crop_box, layer in zip(crop_boxes, layers):
-                parts.append(self._process_crop(image, crop_box, layer, timer, bar))
+                parts.append(self._process_crop(image, crop_box, layer, timer, bar, embedding))
         masks, scores, stability, boxes, prompts, crops = (
             [m for part in parts for m in part[0]], *(torch.cat([part[i] for part in parts]) for i in range(1, 6)))
         with timer("postprocess"):
@@ -227,12 +230,16 @@ class SamAutomaticMaskGenerator:
             crop_boxes=crops.numpy(), num_prompts=total, num_candidates=timer.candidates,
         )
 
-    def _process_crop(self, image, crop_box: list[int], layer: int, timer: _Timer, bar) -> tuple:
+    def _process_crop(self, image, crop_box: list[int], layer: int, timer: _Timer, bar,
+                      whole: SamImageEmbedding | None) -> tuple:
         """The kept masks of one crop, in the image: (masks, scores, stability, boxes, prompts, crop boxes)."""
         x0, y0, x1, y1 = crop_box
         width, height = image.size
-        with timer("embedding"):
-            embedding = self.predictor.set_image(image.crop((x0, y0, x1, y1)))
+        if whole is not None and crop_box == [0, 0, width, height]:
+            embedding = whole
+        else:
+            with timer("embedding"):
+                embedding = self.predictor.set_image(image.crop((x0, y0, x1, y1)))
         crop_h, crop_w = embedding.original_size
         points = torch.from_numpy(self.point_grids[layer] * np.array([crop_w, crop_h]))  # crop pixels, float64
         scale = _prompt_scale(embedding)
@@ -280,16 +287,20 @@ class SamAutomaticMaskGenerator:
         return [cleaned[i] for i in keep.tolist()], keep, new_boxes[keep]
 
     # ------------------------------------------------------------------------------------------ boxes
-    def segment_boxes(self, image, boxes) -> GeneratedMasks:
-        """One mask per box (XYXY image pixels, (K, 4)), in the boxes' order, from one batched decoder call per
-        `prompts_per_batch` boxes: the single-mask output (or the best of three with `multimask_output`). No
-        quality filter: a detector's boxes are kept (their predicted IoUs are reported)."""
+    def segment_boxes(self, image, boxes, embedding: SamImageEmbedding | None = None,
+                      multimask_output: bool = False) -> GeneratedMasks:
+        """One mask per box (XYXY image pixels, (K, 4)), in the boxes' order, decoded `prompts_per_batch` boxes
+        at a time: the single-mask output (a box is unambiguous; MobileSAMv2 prompts its detector's boxes so),
+        or the best of three with `multimask_output`. No quality filter: every box keeps its mask (the
+        predicted IoUs are reported). `embedding`: the image's embedding computed before."""
         image = _rgb(image)
         boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4)
         check_prompts(self.processor, (image.height, image.width), boxes=boxes.numpy())  # before the encoder runs
+        _check_embedding(embedding, (image.height, image.width))
         timer = _Timer()
-        with timer("embedding"):
-            embedding = self.predictor.set_image(image)
+        if embedding is None:
+            with timer("embedding"):
+                embedding = self.predictor.set_image(image)
         scale = _prompt_scale(embedding)
         with timer("decoder"):
             context = self.decoder.prepare(embedding.embeddings)
@@ -301,7 +312,7 @@ class SamAutomaticMaskGenerator:
                 with timer("decoder"):
                     sparse = self.decoder.sparse_embeddings(boxes=(chunk * scale.repeat(2)).float().to(
                         self.predictor.device))
-                    decoded = self.decoder.decode(context, sparse, self.multimask_output)
+                    decoded = self.decoder.decode(context, sparse, multimask_output)
                     best = decoded.iou_scores.argmax(-1)
                     keep = torch.nn.functional.one_hot(best, decoded.iou_scores.shape[-1]).bool()
                     logits = self.decoder.masks(decoded, keep).float().cpu()
@@ -360,6 +371,12 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="prompt", desc="masks", leave=False)
+
+
+def _check_embedding(embedding: SamImageEmbedding | None, size: tuple[int, int]) -> None:
+    if embedding is not None and tuple(embedding.original_size) != tuple(size):
+        raise ValueError(f"The embedding is of a {embedding.original_size[1]}x{embedding.original_size[0]} image, "
+                         f"not of this {size[1]}x{size[0]} one: pass the embedding of the same image.")
 
 
 def _prompt_scale(embedding: SamImageEmbedding) -> torch.Tensor:

@@ -36,15 +36,16 @@ from torch import nn
 
 @dataclass
 class ImageContext:
-    """What every prompt on one image shares, computed once by `PromptBatchDecoder.prepare`."""
+    """What every prompt on one image shares, computed once by `PromptBatchDecoder.prepare`. Projections that
+    meet a query are pre-multiplied by their attention's `scaling`."""
 
     image_tokens: torch.Tensor           # (N, C) image embedding + dense prompt embedding, one row per token
     positional: torch.Tensor             # (N, C) the positional encoding of the image tokens
-    first_keys: torch.Tensor             # (H, N, d) token-to-image keys of the first layer (heads split)
+    first_keys: torch.Tensor             # (H, d, N) token-to-image keys of the first layer (scaled, transposed)
     first_values: torch.Tensor           # (H, N, d) token-to-image values of the first layer
-    first_queries: torch.Tensor          # (H, N, d) image-to-token queries of the first layer
-    positional_keys: list[torch.Tensor]  # per later layer, then the final attention: (H, N, d) W_k pe
-    positional_queries: list[torch.Tensor]  # per later layer: (H, N, d) W_q pe (image-to-token)
+    first_queries: torch.Tensor          # (N, H, d) image-to-token queries of the first layer (bias, scaled)
+    positional_keys: list[torch.Tensor]  # per later layer, then the final attention: (H, d, N) W_k pe
+    positional_queries: list[torch.Tensor]  # per later layer: (N, H, d) W_q pe + b_q, scaled (image-to-token)
     size: tuple[int, int]                # (h, w) of the image embedding
 
 
@@ -68,6 +69,30 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(..., H, L, d) -> (..., L, H*d)."""
     *lead, heads, length, width = x.shape
     return x.transpose(-3, -2).reshape(*lead, length, heads * width)
+
+
+def _image_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(N, H*d) -> (N, H, d)."""
+    return x.reshape(x.shape[0], heads, -1).contiguous()
+
+
+def _image_token_scores(image_queries: torch.Tensor, token_keys: torch.Tensor) -> torch.Tensor:
+    """(P, N, H, T) dot products of per-head image queries (N, H, d) and token keys (P, H, T, d), as one matrix
+    product with a block-diagonal right side (an einsum over the heads would permute its output: a strided copy
+    that took longer than the product)."""
+    count, heads, tokens, width = token_keys.shape
+    blocks = token_keys.new_zeros(count, heads, width, heads, tokens)
+    index = torch.arange(heads)
+    blocks[:, index, :, index] = token_keys.permute(1, 0, 3, 2)  # head h's keys in block (h, h): (H, P, d, T)
+    scores = torch.matmul(image_queries.reshape(image_queries.shape[0], -1), blocks.view(count, heads * width, -1))
+    return scores.view(count, -1, heads, tokens)
+
+
+def _softmax_over_tokens(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over a short last dimension (the T prompt tokens): torch's row kernel takes 5x longer there
+    (measured on (32, 4096, 8, 7) scores, one thread)."""
+    weights = (scores - scores.amax(-1, keepdim=True)).exp_()
+    return weights.div_(weights.sum(-1, keepdim=True))
 
 
 def _weight_heads(linear: nn.Linear, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,24 +133,20 @@ class PromptBatchDecoder:
         first = self.transformer.layers[0]
         t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
         with_pe = tokens + positional
-        positional_keys = [
-            _split_heads(F.linear(positional, attn.k_proj.weight), attn.num_attention_heads)
-            for attn in [layer.cross_attn_token_to_image for layer in self.transformer.layers[1:]]
-            + [self.transformer.final_attn_token_to_image]
-        ]
-        positional_queries = [
-            _split_heads(F.linear(positional, layer.cross_attn_image_to_token.q_proj.weight),
-                         layer.cross_attn_image_to_token.num_attention_heads)
-            for layer in self.transformer.layers[1:]
-        ]
+        later_t2i = [layer.cross_attn_token_to_image for layer in self.transformer.layers[1:]]
+        later_t2i.append(self.transformer.final_attn_token_to_image)
+        later_i2t = [layer.cross_attn_image_to_token for layer in self.transformer.layers[1:]]
         return ImageContext(
             image_tokens=tokens,
             positional=positional,
-            first_keys=_split_heads(t2i.k_proj(with_pe), t2i.num_attention_heads),
-            first_values=_split_heads(t2i.v_proj(tokens), t2i.num_attention_heads),
-            first_queries=_split_heads(i2t.q_proj(with_pe), i2t.num_attention_heads),
-            positional_keys=positional_keys,
-            positional_queries=positional_queries,
+            first_keys=(_split_heads(t2i.k_proj(with_pe), t2i.num_attention_heads) * t2i.scaling).transpose(1, 2)
+            .contiguous(),
+            first_values=_split_heads(t2i.v_proj(tokens), t2i.num_attention_heads).contiguous(),
+            first_queries=_image_heads(i2t.q_proj(with_pe) * i2t.scaling, i2t.num_attention_heads),
+            positional_keys=[_split_heads(F.linear(positional, attn.k_proj.weight), attn.num_attention_heads)
+                             .transpose(1, 2).contiguous() for attn in later_t2i],
+            positional_queries=[_image_heads(attn.q_proj(positional) * attn.scaling, attn.num_attention_heads)
+                                for attn in later_i2t],
             size=size,
         )
 
@@ -217,13 +238,11 @@ class PromptBatchDecoder:
         queries = layer.layer_norm3(queries + layer.mlp(queries))
         query = queries + prompt_tokens
         if keys is None:
-            update = self._shared_image_to_token(layer.cross_attn_image_to_token, context.first_queries, query, queries)
-            keys = layer.layer_norm4(context.image_tokens + update)
+            keys = self._shared_image_to_token(layer.cross_attn_image_to_token, context, query, queries)
         else:
-            update = self._image_to_token(layer.cross_attn_image_to_token, keys, context.positional_queries[index - 1],
-                                          context.positional, query, queries)
-            keys = layer.layer_norm4(keys + update)
-        return queries, keys
+            keys = self._image_to_token(layer.cross_attn_image_to_token, keys, context.positional_queries[index - 1],
+                                        context.positional, query, queries)
+        return queries, layer.layer_norm4(keys)
 
     @staticmethod
     def _attend(attention: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -239,9 +258,8 @@ class PromptBatchDecoder:
     @staticmethod
     def _shared_token_to_image(attention: nn.Module, query: torch.Tensor, context: ImageContext) -> torch.Tensor:
         """Token-to-image attention of the first layer: keys and values projected once per image."""
-        heads = attention.num_attention_heads
-        q = _split_heads(attention.q_proj(query), heads)  # (P, H, T, d)
-        weights = torch.softmax((q @ context.first_keys.transpose(-1, -2)) * attention.scaling, dim=-1)
+        q = _split_heads(attention.q_proj(query), attention.num_attention_heads)  # (P, H, T, d)
+        weights = torch.softmax(q @ context.first_keys, dim=-1)  # (P, H, T, N)
         return attention.out_proj(_merge_heads(weights @ context.first_values))
 
     def _token_to_image(self, attention: nn.Module, query: torch.Tensor, keys: torch.Tensor,
@@ -252,71 +270,90 @@ class PromptBatchDecoder:
         if not self._associative(attention, tokens):
             return self._attend(attention, query, keys + positional, keys)
         heads = attention.num_attention_heads
-        q = _split_heads(attention.q_proj(query), heads)  # (P, H, T, d)
+        q = _split_heads(attention.q_proj(query), heads) * attention.scaling  # (P, H, T, d)
         key_weight, _ = _weight_heads(attention.k_proj, heads)  # the key bias is constant along the softmax
         value_weight, value_bias = _weight_heads(attention.v_proj, heads)
-        moved = torch.einsum("phtd,hdc->phtc", q, key_weight)  # W_k^T q: (P, H, T, C)
-        scores = (moved.reshape(count, heads * tokens, channels) @ keys.transpose(1, 2)).view(count, heads, tokens, -1)
-        scores = scores + q @ positional_keys.transpose(-1, -2)  # q . W_k pe, with W_k pe once per image
-        weights = torch.softmax(scores * attention.scaling, dim=-1)  # (P, H, T, N)
-        pooled = (weights.reshape(count, heads * tokens, -1) @ keys).view(count, heads, tokens, channels)
+        moved = torch.einsum("phtd,hdc->phtc", q, key_weight).reshape(count, heads * tokens, channels)
+        scores = torch.einsum("phtd,hdn->phtn", q, positional_keys).reshape(count, heads * tokens, -1)
+        weights = torch.softmax(torch.baddbmm(scores, moved, keys.transpose(1, 2)), dim=-1)  # (P, H*T, N)
+        pooled = torch.bmm(weights, keys).view(count, heads, tokens, channels)
         values = torch.einsum("phtc,hdc->phtd", pooled, value_weight) + value_bias[:, None]
         return attention.out_proj(_merge_heads(values))
 
     @staticmethod
-    def _token_side_output(attention: nn.Module, weights: torch.Tensor, query_tokens: torch.Tensor) -> torch.Tensor:
-        """`out_proj(softmax(.) V)` of image-to-token attention as `softmax(.) (V W_o)`: weights (P, H, N, T) over
-        the value tokens (P, T, C); returns (P, N, C)."""
-        count, heads, length, tokens = weights.shape
-        values = _split_heads(attention.v_proj(query_tokens), heads)  # (P, H, T, d)
+    def _token_side_output(attention: nn.Module, weights: torch.Tensor, value_tokens: torch.Tensor,
+                           residual: torch.Tensor) -> torch.Tensor:
+        """`residual + out_proj(softmax(.) V)` of image-to-token attention, computed as `softmax(.) (V W_o)`:
+        `weights` (P, N, H*T) over the (P, T, C) value tokens; returns (P, N, C)."""
+        count, length, _ = weights.shape
+        heads = attention.num_attention_heads
+        values = _split_heads(attention.v_proj(value_tokens), heads)  # (P, H, T, d)
         out_weight = attention.out_proj.weight  # (C, H*d)
         out_heads = out_weight.view(out_weight.shape[0], heads, -1).permute(1, 2, 0)  # (H, d, C)
-        projected = (values @ out_heads).reshape(count, heads * tokens, -1)  # V W_o per head: (P, H*T, C)
-        flat = weights.permute(0, 2, 1, 3).reshape(count, length, heads * tokens)
-        return torch.baddbmm(attention.out_proj.bias.expand(count, 1, -1), flat, projected)
+        # Each head's weights sum to one over its tokens, so the output bias spreads as bias / H over the rows.
+        projected = (values @ out_heads).reshape(count, -1, out_weight.shape[0]) + attention.out_proj.bias / heads
+        return torch.bmm(weights, projected).add_(residual)
 
-    def _shared_image_to_token(self, attention: nn.Module, image_queries: torch.Tensor, key_tokens: torch.Tensor,
+    def _shared_image_to_token(self, attention: nn.Module, context: ImageContext, key_tokens: torch.Tensor,
                                value_tokens: torch.Tensor) -> torch.Tensor:
-        """Image-to-token attention of the first layer: the image queries (H, N, d) projected once per image."""
+        """Image tokens + image-to-token attention of the first layer (image queries projected once per image)."""
+        count, tokens, _ = key_tokens.shape
         heads = attention.num_attention_heads
         k = _split_heads(attention.k_proj(key_tokens), heads)  # (P, H, T, d)
-        weights = torch.softmax((image_queries @ k.transpose(-1, -2)) * attention.scaling, dim=-1)  # (P, H, N, T)
-        if not self._associative(attention, key_tokens.shape[1]):
+        scores = _image_token_scores(context.first_queries, k)  # (P, N, H, T)
+        weights = _softmax_over_tokens(scores)
+        if not self._associative(attention, tokens):
             values = _split_heads(attention.v_proj(value_tokens), heads)
-            return attention.out_proj(_merge_heads(weights @ values))
-        return self._token_side_output(attention, weights, value_tokens)
+            out = attention.out_proj(_merge_heads(weights.transpose(1, 2) @ values))
+            return context.image_tokens + out
+        return self._token_side_output(attention, weights.flatten(2), value_tokens, context.image_tokens)
 
     def _image_to_token(self, attention: nn.Module, keys: torch.Tensor, positional_queries: torch.Tensor,
                         positional: torch.Tensor, key_tokens: torch.Tensor, value_tokens: torch.Tensor) -> torch.Tensor:
-        """Image-to-token attention of per-prompt image tokens `keys` (P, N, C) (plus their positional encoding) over
-        the (P, T, C) prompt tokens, with the query and output projections moved to the token side."""
+        """`keys` + image-to-token attention of per-prompt image tokens `keys` (P, N, C) (plus their positional
+        encoding) over the (P, T, C) prompt tokens, with the query and output projections moved to the token
+        side."""
         count, tokens, channels = key_tokens.shape
         if not self._associative(attention, tokens):
-            return self._attend(attention, keys + positional, key_tokens, value_tokens)
+            return keys + self._attend(attention, keys + positional, key_tokens, value_tokens)
         heads = attention.num_attention_heads
         k = _split_heads(attention.k_proj(key_tokens), heads)  # (P, H, T, d)
-        query_weight, query_bias = _weight_heads(attention.q_proj, heads)
-        moved = torch.einsum("phtd,hdc->pcht", k, query_weight).reshape(count, channels, heads * tokens)
-        scores = (keys @ moved).view(count, -1, heads, tokens).transpose(1, 2)  # (P, H, N, T)
-        # W_q pe . k (once-per-image projection) and the query bias . k (varies along the softmax: kept)
-        scores = scores + positional_queries @ k.transpose(-1, -2) + (query_bias[:, None] @ k.transpose(-1, -2))
-        weights = torch.softmax(scores * attention.scaling, dim=-1)
-        return self._token_side_output(attention, weights, value_tokens)
+        query_weight, _ = _weight_heads(attention.q_proj, heads)  # its bias is in `positional_queries`
+        moved = torch.einsum("phtd,hdc->pcht", k * attention.scaling, query_weight).reshape(
+            count, channels, heads * tokens)
+        scores = _image_token_scores(positional_queries, k).view(count, -1, heads * tokens)
+        scores = torch.baddbmm(scores, keys, moved).view(count, -1, heads, tokens)  # (P, N, H, T)
+        weights = _softmax_over_tokens(scores).view(count, -1, heads * tokens)
+        return self._token_side_output(attention, weights, value_tokens, keys)
 
     # ---------------------------------------------------------------------------------------- upscaling
-    def _upscale(self, image_tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """The decoder's upscaling convs on (U, N, C) image tokens: (U, C/8, 4h, 4w)."""
+    def _upscale(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        """The decoder's upscaling convs on (U, N, C) image tokens, as matrix products in a channels-last block
+        layout: (U, N, 4, 4, C/8), the 4x4 output pixels of each token (first conv's 2x2, then the second's)."""
         decoder = self.mask_decoder
-        count, _, channels = image_tokens.shape
-        grid = image_tokens.transpose(1, 2).reshape(count, channels, *size)
-        upscaled = decoder.activation(decoder.upscale_layer_norm(decoder.upscale_conv1(grid)))
-        return decoder.activation(decoder.upscale_conv2(upscaled))
+        count, length, channels = image_tokens.shape
+        first, second, norm = decoder.upscale_conv1, decoder.upscale_conv2, decoder.upscale_layer_norm
+        # ConvTranspose2d(kernel 2, stride 2): out[o, 2i + a, 2j + b] = sum_c in[c, i, j] W[c, o, a, b] + bias[o]
+        middle = first.weight.shape[1]
+        weight = first.weight.permute(0, 2, 3, 1).reshape(channels, 4 * middle)
+        upscaled = torch.addmm(first.bias.repeat(4), image_tokens.reshape(-1, channels), weight)
+        upscaled = F.layer_norm(upscaled.view(-1, middle), (middle,), norm.weight, norm.bias, norm.eps)
+        upscaled = decoder.activation(upscaled)
+        out = second.weight.shape[1]
+        weight = second.weight.permute(0, 2, 3, 1).reshape(middle, 4 * out)
+        upscaled = decoder.activation(torch.addmm(second.bias.repeat(4), upscaled, weight))
+        return upscaled.view(count, length, 4, 4, out)
 
     def _upscale_and_project(self, image_tokens: torch.Tensor, hypernetwork: torch.Tensor,
                              size: tuple[int, int]) -> torch.Tensor:
-        upscaled = self._upscale(image_tokens, size)
-        count, channels, height, width = upscaled.shape
-        return (hypernetwork @ upscaled.view(count, channels, height * width)).view(count, -1, height, width)
+        """(U, M, 4h, 4w) mask logits: each output pixel's upscaled channels weighted by the hypernetwork."""
+        upscaled = self._upscale(image_tokens)
+        count, _, _, _, channels = upscaled.shape
+        height, width = size
+        logits = torch.bmm(upscaled.view(count, -1, channels), hypernetwork.transpose(1, 2))  # (U, N*16, M)
+        # (token row i, column j, first conv a, b, second conv c, d) -> pixel (4i + 2a + c, 4j + 2b + d)
+        logits = logits.view(count, height, width, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return logits.reshape(count, -1, 4 * height, 4 * width)
 
 
 __all__ = ["DecodedTokens", "ImageContext", "PromptBatchDecoder"]

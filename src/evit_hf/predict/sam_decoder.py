@@ -71,6 +71,13 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(-3, -2).reshape(*lead, length, heads * width)
 
 
+def _by_head(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(P, T, H*d) -> (H, P*T, d): one matrix per head, every prompt's tokens stacked (a product with a
+    per-image (H, d, N) operand then needs no copy of it per prompt)."""
+    count, tokens, width = x.shape
+    return x.view(count * tokens, heads, width // heads).transpose(0, 1)
+
+
 def _image_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(N, H*d) -> (N, H, d)."""
     return x.reshape(x.shape[0], heads, -1).contiguous()
@@ -258,9 +265,12 @@ class PromptBatchDecoder:
     @staticmethod
     def _shared_token_to_image(attention: nn.Module, query: torch.Tensor, context: ImageContext) -> torch.Tensor:
         """Token-to-image attention of the first layer: keys and values projected once per image."""
-        q = _split_heads(attention.q_proj(query), attention.num_attention_heads)  # (P, H, T, d)
-        weights = torch.softmax(q @ context.first_keys, dim=-1)  # (P, H, T, N)
-        return attention.out_proj(_merge_heads(weights @ context.first_values))
+        count, tokens, _ = query.shape
+        q = _by_head(attention.q_proj(query), attention.num_attention_heads)  # (H, P*T, d)
+        weights = torch.softmax(torch.bmm(q, context.first_keys), dim=-1)  # (H, P*T, N)
+        pooled = torch.bmm(weights, context.first_values)  # (H, P*T, d)
+        return attention.out_proj(pooled.view(-1, count, tokens, pooled.shape[-1]).permute(1, 2, 0, 3)
+                                  .reshape(count, tokens, -1))
 
     def _token_to_image(self, attention: nn.Module, query: torch.Tensor, keys: torch.Tensor,
                         positional_keys: torch.Tensor, positional: torch.Tensor) -> torch.Tensor:
@@ -274,7 +284,8 @@ class PromptBatchDecoder:
         key_weight, _ = _weight_heads(attention.k_proj, heads)  # the key bias is constant along the softmax
         value_weight, value_bias = _weight_heads(attention.v_proj, heads)
         moved = torch.einsum("phtd,hdc->phtc", q, key_weight).reshape(count, heads * tokens, channels)
-        scores = torch.einsum("phtd,hdn->phtn", q, positional_keys).reshape(count, heads * tokens, -1)
+        positional_scores = torch.bmm(q.transpose(0, 1).reshape(heads, count * tokens, -1), positional_keys)
+        scores = positional_scores.view(heads, count, tokens, -1).transpose(0, 1).reshape(count, heads * tokens, -1)
         weights = torch.softmax(torch.baddbmm(scores, moved, keys.transpose(1, 2)), dim=-1)  # (P, H*T, N)
         pooled = torch.bmm(weights, keys).view(count, heads, tokens, channels)
         values = torch.einsum("phtc,hdc->phtd", pooled, value_weight) + value_bias[:, None]

@@ -1,4 +1,5 @@
-"""Shared test helpers: the original-implementation parity fixtures in ../shared/fixtures/original."""
+"""Shared test helpers: the original-implementation parity fixtures in tests/fixtures/original, the folder of
+the reference packages (`.references`, installed by `make test`), tiny models, offline Hub caches."""
 
 from __future__ import annotations
 
@@ -13,8 +14,22 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "original"
+FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "original"
+# Where `make test` installs the reference implementations (never into the venv: evit_hf.reference.packages);
+# the parity tests put it on sys.path with `use_reference_packages()`.
+os.environ.setdefault("EVIT_HF_REFERENCES", str(REPO_ROOT / ".references"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (shared tiny configs)
+
+
+# Marks that transformers' common tests use (tests/test_transformers_common.py runs them); transformers' own
+# conftest registers them, so unregistered they would warn at collection.
+TRANSFORMERS_TEST_MARKS = ("accelerate_tests", "flash_attn_test", "flash_attn_3_test", "flash_attn_4_test",
+                           "torch_compile_test")
+
+
+def pytest_configure(config):
+    for mark in TRANSFORMERS_TEST_MARKS:
+        config.addinivalue_line("markers", f"{mark}: a mark of transformers' common tests")
 
 
 def _formula():
@@ -42,7 +57,7 @@ class OriginalFixture:
 @pytest.fixture(scope="session")
 def original_fixture():
     if not FIXTURE_DIR.is_dir():
-        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR} (expected ../shared/fixtures/original).")
+        pytest.fail(f"Parity fixtures not found at {FIXTURE_DIR}: they are part of the repository (tests/fixtures).")
     return OriginalFixture
 
 
@@ -95,7 +110,7 @@ def hub_snapshot_dir(hf_home: Path, repo_id: str) -> Path:
     it); the caller fills the returned snapshot folder."""
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)  # a repo may get several files
     (repo / "refs" / "main").write_text(revision)
     return repo / "snapshots" / revision
 
@@ -110,6 +125,48 @@ def make_offline_hub_repo(hf_home: Path, repo_id: str, variant: str, state_dict:
     checkpoint = hf_home / f"{variant}.pt"
     torch.save({"state_dict": state_dict}, checkpoint)
     return convert_to_folder(variant, checkpoint, hub_snapshot_dir(hf_home, repo_id))
+
+
+def authors_state_dict(case: str, layout: str = "original") -> dict:
+    """The original-layout state dict of fixture `case`, or (`layout="timm"`, classifiers) the same weights under
+    timm's `efficientvit_mit` names, as timm's Hub mirror holds them. Both layouts are mapped to ours by the
+    converter's rules; a timm key takes the weight of the original key that lands on the same name."""
+    state_dict = OriginalFixture(case).state_dict
+    if layout == "original":
+        return state_dict
+    from evit_hf.convert.original import _original_classifier_key, _timm_classifier_key
+    from evit_hf.reference import placeholders
+
+    placeholders.install()
+    import timm
+
+    ours = {_original_classifier_key(key, state_dict): key for key in state_dict}
+    timm_keys = timm.create_model(f"efficientvit_{case.removeprefix('cls-')}").state_dict()
+    return {key: state_dict[ours[_timm_classifier_key(key, timm_keys)]] for key in timm_keys}
+
+
+def make_authors_file(hf_home: Path, released_name: str, state_dict: dict, truncate: bool = False) -> Path:
+    """Put the source file of released model `released_name` into the Hub cache under `hf_home/hub` where a
+    download from the authors' repo (or timm's mirror) would put it: a `{"state_dict": ...}` torch file, or
+    safetensors for timm; with `truncate`, only its first half (a download cut short). Returns the file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from evit_hf.hub import find_released
+
+    source = find_released(released_name).source
+    path = hub_snapshot_dir(hf_home, source.repo_id) / source.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if source.layout == "timm":
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, path)
+        (path.parent / "config.json").write_text(json.dumps({"architecture": source.repo_id.split("/")[1].split(".")[0],
+                                                             "num_classes": 1000}))
+    else:
+        torch.save({"state_dict": state_dict}, path)
+    if truncate:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    return path
 
 
 def offline_env(hf_home: Path) -> dict[str, str]:
@@ -137,8 +194,8 @@ def train_script(script: str, *args: str, launcher: list[str] | None = None, env
 
 
 def two_process_launcher() -> list[str]:
-    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is `accelerate
-    launch`; the console script imports timm when it is installed, and the tests have timm without torchvision."""
+    """`accelerate launch` on 2 CPU processes (gloo). `python -m accelerate.commands.launch` is the program of
+    `accelerate launch`; tests/test_readme.py and tests/test_setup.py start the console script itself."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "--main_process_port", str(29400 + os.getpid() % 500)]

@@ -299,8 +299,10 @@ def test_missing_models_explain_what_to_pass(folders, image_path, tmp_path, caps
 
 def test_model_status(folders, monkeypatch):
     assert model_status("sam", folders["sam"], OFFLINE).available
-    preset = model_status("sam", "sam-l0", OFFLINE)
+    preset = model_status("sam", "random:sam-l0", OFFLINE)
     assert preset.available and "RANDOM weights" in preset.note
+    released = model_status("sam", "sam-l0", OFFLINE)  # a released model, neither converted nor downloaded here
+    assert not released.available and "efficientvit_sam_l0.pt" in released.note and "offline" in released.problem
     assert model_status("sr", None, OFFLINE).available  # the shipped checkpoint
     assert model_status("seg", "evit-hf/x", lambda: True).available  # online: downloaded on first use
     assert not model_status("seg", "evit-hf/x", OFFLINE).available
@@ -313,12 +315,9 @@ def test_model_status(folders, monkeypatch):
 
 # --------------------------------------------------------------------------------- configuration, CLI
 def test_config_defaults_and_env(monkeypatch):
-    monkeypatch.delenv("EVIT_HF_ORG", raising=False)
-    config = AppConfig()
-    assert config.sam_model == "evit-hf/efficientvit-sam-l0" and config.sr_model is None
-    assert config.seg_models == ("evit-hf/efficientvit-seg-b1-cityscapes", "evit-hf/efficientvit-seg-b1-ade20k")
-    monkeypatch.setenv("EVIT_HF_ORG", "my-org")
-    assert AppConfig().sam_model == "my-org/efficientvit-sam-l0"
+    config = AppConfig()  # the released models: the authors' checkpoints, downloaded and converted once
+    assert config.sam_model == "efficientvit-sam-l0" and config.sr_model is None
+    assert config.seg_models == ("efficientvit-seg-b1-cityscapes", "efficientvit-seg-b1-ade20k")
     env = AppConfig.from_env({"EVIT_HF_SAM_MODEL": "sam-l0", "EVIT_HF_SEG_MODELS": "a, b,a", "EVIT_HF_SR_MODEL": ""})
     assert env.sam_model == "sam-l0" and env.seg_models == ("a", "b") and env.sr_model is None
     assert split_names(["x,y", "z", "y"]) == ("x", "y", "z")
@@ -366,11 +365,18 @@ def test_cli_app_reports_missing_models(monkeypatch, capsys):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.delenv("EVIT_HF_ORG", raising=False)
     monkeypatch.setattr("evit_hf.app.build_demo", lambda config=None, state=None: state)
-    assert main(["app", "--seg-model", "seg-b0-cityscapes", "--port", "7999"]) == 0
+    assert main(["app", "--seg-model", "random:seg-b0-cityscapes", "--port", "7999"]) == 0
     err = capsys.readouterr().err
-    assert "warning: SAM model not available" in err and "evit-hf/efficientvit-sam-l0" in err
-    assert "--sam-model sam-l0" in err and "RANDOM weights" in err and "trained weights" in err
+    assert "warning: SAM model not available" in err and "efficientvit-sam-l0 is not in the local cache" in err
+    assert "--sam-model random:sam-l0" in err and "RANDOM weights" in err and "trained weights" in err
     assert served == [{"host": "127.0.0.1", "port": 7999, "share": False}]
+    # a model named on the command line that cannot be loaded stops the app with one line
+    for flag, name, message in (("--seg-model", "seg-b9-cityscapes", "did you mean 'seg-b3-cityscapes'"),
+                                ("--sam-model", "sam-xl1", "efficientvit_sam_xl1.pt")):
+        assert main(["app", flag, name, "--port", "7999"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"evit-hf app: error: {flag} {name}: ") and message in err and "\n" not in err
+    assert len(served) == 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="the app extra (gradio) is not installed")
@@ -386,4 +392,4 @@ def test_space_entry_builds_the_demo(folders, monkeypatch):
     space = runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"), run_name="space")
     assert isinstance(space["demo"], gr.Blocks)
     texts = " ".join(str(block.value) for block in space["demo"].blocks.values() if isinstance(block, gr.Markdown))
-    assert f"local folder `{folders['sam']}`" in texts and "preset `sr-light-x2`" in texts
+    assert f"local folder `{folders['sam']}`" in texts and "the x2 checkpoint shipped in evit-hf" in texts

@@ -262,14 +262,16 @@ def test_segmentation_and_super_resolution_tabs(server, browser, tmp_path):
 
 
 def make_readme_screenshot(out: Path) -> None:
-    """The docs picture (docs/app.md): `evit-hf app --sam-model sam-l0` (random weights: no trained SAM offline), two clicks."""
+    """The picture of docs/app.md: `evit-hf app --sam-model random:sam-l0` (random weights: no trained SAM offline),
+    two clicks."""
     import tempfile
 
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         image_path = save_image(Path(tmp) / "astronaut.png", (512, 512))
-        server = Server("--sam-model", "sam-l0", "--seg-model", "seg-b1-cityscapes", log=Path(tmp) / "server.log")
+        server = Server("--sam-model", "random:sam-l0", "--seg-model", "random:seg-b1-cityscapes",
+                        log=Path(tmp) / "server.log")
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -85,9 +85,9 @@ def test_corrupt_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def efficientsam_backbones():
-    from evit_hf.reference import placeholders
+    from evit_hf.reference.packages import use_reference_packages
 
-    placeholders.install()
+    use_reference_packages()
     from efficientsam.models.efficientvit import backbone
 
     return backbone
@@ -112,9 +112,9 @@ def test_efficientsam_backbone_parity(preset, efficientsam_backbones):
 
 @pytest.mark.parametrize("name", ["b0", "b1", "b2", "b3", "l1", "l2", "l3"])
 def test_timm_parity(name):
-    from evit_hf.reference import placeholders
+    from evit_hf.reference.packages import use_reference_packages
 
-    placeholders.install()
+    use_reference_packages()
     import timm
 
     torch.manual_seed(0)

@@ -157,9 +157,9 @@ def test_cli_exports_a_saved_folder_with_its_processor(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "b9"], "not a preset, a folder or a Hub id"),
-        (["--model", "b0", "--task", "mask-generation"], "cannot load as task 'mask-generation'"),
-        (["--model", "b0", "--format", "tensorrt"], "TensorRT export needs an NVIDIA GPU"),
+        (["--model", "b9"], "is not a released model, a folder or a Hub id"),
+        (["--model", "random:b0", "--task", "mask-generation"], "cannot load as task 'mask-generation'"),
+        (["--model", "random:b0", "--format", "tensorrt"], "TensorRT export needs an NVIDIA GPU"),
     ],
 )
 def test_cli_errors_are_messages(tmp_path, capsys, argv, message):
@@ -183,7 +183,7 @@ def test_cli_static_int8_calibrates_on_an_image_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for index in range(3):
         Image.fromarray(rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)).save(images / f"{index}.png")
-    assert main(["export", "--model", "seg-b0-cityscapes", "--size", "64x128", "--out", str(tmp_path / "onnx"),
+    assert main(["export", "--model", "random:seg-b0-cityscapes", "--size", "64x128", "--out", str(tmp_path / "onnx"),
                  "--quantize", "static", "--calibration-images", str(images), "--calibration-count", "3"]) == 0
     out = capsys.readouterr().out
     assert "model_int8.onnx" in out and "INT8 static" in out and "argmax agreement" in out

@@ -47,6 +47,7 @@ from evit_hf.models.efficientvit.modeling_efficientvit_fastpath import (
 )
 from evit_hf.models.efficientvit.modeling_efficientvit_mixers import HyenaMixer
 from evit_hf.reference.original import OriginalUnavailable
+from evit_hf.reference.packages import use_reference_packages
 from test_sam import tiny_sam_config
 from test_segmentation import tiny_config as tiny_seg_config
 
@@ -430,6 +431,7 @@ def test_parse_case():
 
 def test_bench_rows_with_the_original_sam_encoder():
     """efficientsam (the original SAM code, a test dependency) is the reference row of SAM cases."""
+    use_reference_packages()
     pytest.importorskip("efficientsam")
     rows = inference.bench_case("sam-l0", (64, 64), budget_s=0.0, max_rounds=3, peak_gmacs=100.0)
     by_impl = {row["impl"]: row for row in rows}

@@ -4,19 +4,19 @@ Each fenced block of the README is marked on the line before it: `<!-- test: run
 fresh interpreter, bash blocks in bash) or `<!-- test: dry-run -->` (`make` lines, shown with `make -n`: a real
 `make demo` / `make test` builds a venv). An unmarked block fails the test. The blocks run in README order in
 one working folder holding a photograph (`photo.jpg`), links to `training/` and `configs/`, and an offline Hub
-cache (`HF_HUB_OFFLINE=1`) with every Hub id the README names: converted from the original-implementation
-fixtures (`../shared/fixtures/original`) or released from the x2 checkpoint shipped in the package.
+cache (`HF_HUB_OFFLINE=1`) laid out as the original authors' repos, holding the file of every released model the
+README loads by name, made from the original-implementation fixtures (`tests/fixtures/original`); the
+super-resolution checkpoint ships in the package. Ids of repos that only `evit-hf release --push` creates
+(`evit-hf/efficientvit-*`) may appear in the prose, never in a snippet.
 
-`evit-hf`, `accelerate` and `python` resolve to this interpreter: `accelerate launch` runs
-`python -m accelerate.commands.launch`, the same program as the console script, which imports timm when it is
-installed (the tests install timm without torchvision, so the console script cannot start here).
+`evit-hf`, `accelerate` and `python` are the executables of this interpreter's environment (its `bin` folder
+first on PATH, as in an activated venv): the real console scripts, as a user runs them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,20 +25,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import hub_snapshot_dir, make_offline_hub_repo, offline_env, script_env
+from conftest import authors_state_dict, make_authors_file, offline_env, script_env
+from evit_hf.hub import find_released
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
 MARKED = re.compile(r"<!-- test: (?P<mode>[\w-]+) -->\n```(?P<lang>\w+)\n(?P<code>.*?)^```", re.S | re.M)
 FENCE = re.compile(r"^```(\w*)\n.*?^```", re.S | re.M)
-HUB_ID = re.compile(r"evit-hf/efficientvit-[a-z0-9-]+")
-# Hub ids the README may name -> how the test cache provides them: a fixture case to convert, or "release"
-HUB_REPOS = {
-    "evit-hf/efficientvit-b1-r224": "cls-b1",
-    "evit-hf/efficientvit-seg-b1-cityscapes": "seg-b1-cityscapes",
-    "evit-hf/efficientvit-sam-l0": "sam-l0",
-    "evit-hf/efficientvit-sr-light-x2": "release",
-}
+# Released models a snippet loads by name: `evit_hf.pretrained("...")`, `from_pretrained("...")`, `--model ...`.
+RELEASED_NAME = re.compile(r"""(?:pretrained\("|--model )(?P<name>[\w.-]+)""")
+RELEASE_ONLY_ID = re.compile(r"evit-hf/efficientvit-[a-z0-9-]+")  # repos only `evit-hf release --push` creates
 
 
 @dataclass(frozen=True)
@@ -72,9 +68,18 @@ def test_every_block_is_marked_and_runnable():
     assert {snippet.heading for snippet in SNIPPETS} >= {
         "Image classification", "Semantic segmentation", "Segment anything (EfficientViT-SAM)", "Super-resolution",
         "Training", "Export", "Command line"}
-    named = set(HUB_ID.findall(text))
-    assert named <= set(HUB_REPOS), f"the test's offline Hub cache lacks {named - set(HUB_REPOS)}"
-    assert named == set(HUB_REPOS)  # every repo the cache builds is one the README uses
+    names = released_names()
+    assert {"efficientvit-b1-r224", "efficientvit-sam-l0", "efficientvit-sr-light-x2"} <= names
+    for snippet in SNIPPETS:
+        assert not RELEASE_ONLY_ID.search(snippet.code), f"a snippet uses a repo that may not exist: {snippet.code}"
+
+
+def released_names() -> set[str]:
+    """The released models the README's snippets load by name (each one must be a released model)."""
+    names = {match["name"] for snippet in SNIPPETS for match in RELEASED_NAME.finditer(snippet.code)}
+    unknown = {name for name in names if find_released(name) is None}
+    assert not unknown, f"README snippets load {unknown}, which are not released models"
+    return names
 
 
 def _commands(code: str) -> list[str]:
@@ -86,39 +91,26 @@ def _commands(code: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory, original_fixture):
-    """(working folder, environment): the offline Hub cache, photo.jpg, links to training/ and configs/, shims."""
+    """(working folder, environment): the offline Hub cache, photo.jpg, links to training/ and configs/, and
+    this environment's executables first on PATH."""
     from skimage import data
-
-    from evit_hf.cli import main
 
     root = tmp_path_factory.mktemp("readme")
     hf_home = root / "hf_home"
     hf_home.mkdir()
-    for repo_id, source in HUB_REPOS.items():
-        if source == "release":
-            staging = root / "staging"
-            assert main(["release", "--variant", "sr-light-x2", "--out", str(staging), "--org", "evit-hf"]) == 0
-            shutil.move(staging, hub_snapshot_dir(hf_home, repo_id))
-        else:
-            make_offline_hub_repo(hf_home, repo_id, source, original_fixture(source).state_dict)
+    for name in released_names():
+        released = find_released(name)
+        if released.source is not None:  # the authors' file, in their repo (super-resolution ships in the package)
+            make_authors_file(hf_home, name, authors_state_dict(released.target.variant, released.source.layout))
     work = root / "work"
     work.mkdir()
     Image.fromarray(data.astronaut()).resize((128, 128)).save(work / "photo.jpg")
     for folder in ("training", "configs"):
         (work / folder).symlink_to(REPO_ROOT / folder)
-    shims = root / "bin"
-    shims.mkdir()
-    python = sys.executable
-    scripts = {
-        "python": f'exec "{python}" "$@"',
-        "evit-hf": f'exec "{python}" -m evit_hf.cli "$@"',
-        "accelerate": f'if [ "$1" = launch ]; then shift; exec "{python}" -m accelerate.commands.launch "$@"; fi\n'
-                      f'exec "{python}" -m accelerate.commands.accelerate_cli "$@"',
-    }
-    for name, body in scripts.items():
-        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
-        (shims / name).chmod(0o755)
-    env = {**script_env(), **offline_env(hf_home), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+    bin_dir = Path(sys.executable).parent
+    missing = [name for name in ("python", "evit-hf", "accelerate") if not (bin_dir / name).is_file()]
+    assert not missing, f"{missing} not in {bin_dir}: install evit-hf into this environment (make test)"
+    env = {**script_env(), **offline_env(hf_home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
            "EVIT_HF_HOME": str(root / "evit_hf_home")}
     return work, env
 

@@ -1,7 +1,10 @@
-"""`evit_hf.resolve`: presets (random weights, said loudly), saved folders, the embedded SR checkpoint, clear errors
-for names that point nowhere, and `locate` (where a name points, without loading it)."""
+"""`evit_hf.resolve`: `random:` presets (random weights, said loudly), saved folders, the embedded SR checkpoint,
+one-line errors for names that point nowhere, and `find_source` (where a name points, without loading it). Released
+models by name, from offline Hub caches laid out as the authors' repos: tests/test_released.py."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ from evit_hf.models.efficientvit import (
     EfficientViTSegImageProcessor,
     EfficientViTSRImageProcessor,
 )
-from evit_hf.resolve import RandomWeightsWarning, load_model, locate, preset_model
+from evit_hf.resolve import RandomWeightsWarning, find_source, load_model, preset_model
 from evit_hf.sr_utils import has_embedded_sr_checkpoint
 from test_segmentation import tiny_config
 
@@ -25,20 +28,23 @@ needs_processors = pytest.mark.skipif(EfficientViTImageProcessor is None, reason
 
 @needs_processors
 def test_preset_has_random_weights_and_says_so():
-    with pytest.warns(RandomWeightsWarning, match="'b0' is a preset name: the model has random weights"):
-        model, processor, task = load_model("b0")
+    with pytest.warns(RandomWeightsWarning, match="random:b0 has random weights"):
+        model, processor, task = load_model("random:b0")
     assert isinstance(model, EfficientViTForImageClassification) and not model.training
     assert task == "image-classification" and isinstance(processor, EfficientViTImageProcessor)
     with pytest.warns(RandomWeightsWarning):
-        backbone, _, task = load_model("b0", "feature-extraction", seed=0)
+        backbone, _, task = load_model("random:b0", "feature-extraction", seed=0)
     assert type(backbone) is EfficientViTModel and task == "feature-extraction"
     # with a seed, the deterministic reference weights: the same on every load
     first, second = preset_model("b0", seed=3).state_dict(), preset_model("b0", seed=3).state_dict()
     assert all(torch.equal(first[key], second[key]) for key in first)
     with pytest.raises(ValueError, match=r"Preset 'b0' \(image-classification\) cannot load as task 'mask-generation'"):
-        load_model("b0", "mask-generation")
+        load_model("random:b0", "mask-generation")
     with pytest.raises(ValueError, match="Unknown task 'detection'"):
-        load_model("b0", "detection")
+        load_model("random:b0", "detection")
+    # a preset without released weights asks for the explicit opt-in instead of loading random weights
+    with pytest.raises(ValueError, match=r"'l0' has no released weights; pass 'random:l0'"):
+        load_model("l0")
 
 
 @needs_processors
@@ -68,35 +74,51 @@ def test_super_resolution_default_scale_and_family_names():
         with pytest.raises(ValueError, match="upscales x2, not x4"):
             load_model(None, "image-to-image", scale=4)
     with pytest.warns(RandomWeightsWarning, match="bicubic"):
-        model, _, _ = load_model("sr-light", "image-to-image", scale=3)  # a family name picks the factor
+        model, _, _ = load_model("random:sr-light", "image-to-image", scale=3)  # a family name picks the factor
     assert model.config.upscale == 3
+    with pytest.raises(ValueError, match="'sr-light-x3' has no released weights; pass 'random:sr-light-x3'"):
+        load_model("sr-light", "image-to-image", scale=3)
     with pytest.raises(ValueError, match="Unknown SR preset 'sr-huge-x2'"):
-        load_model("sr-huge-x2", "image-to-image")
+        load_model("random:sr-huge-x2", "image-to-image")
     with pytest.raises(ValueError, match="no model given"):
         load_model(None, "semantic-segmentation")
 
 
 def test_names_that_point_nowhere(tmp_path):
-    with pytest.raises(ValueError, match="'b9' is not a preset, a folder or a Hub id; presets: b0"):
+    with pytest.raises(ValueError, match=r"'b9' is not a released model, a folder or a Hub id \(org/name\); did you "
+                                         r"mean 'b3', 'b2', 'b1'\?"):
         load_model("b9")
     with pytest.raises(ValueError, match="Unknown SAM preset 'sam-xxl'"):
-        load_model("sam-xxl", "mask-generation")
-    with pytest.raises(ValueError, match="cannot load model"):
+        load_model("random:sam-xxl", "mask-generation")
+    with pytest.raises(ValueError, match="does not exist"):
         load_model(str(tmp_path / "missing"), "mask-generation")
+    with pytest.raises(ValueError, match="efficientvit-sam-l0 is a model for mask-generation, not semantic-seg"):
+        load_model("sam-l0", "semantic-segmentation")  # fails before anything is downloaded
 
 
-def test_locate(tmp_path):
+def test_find_source(tmp_path):
     EfficientViTForSemanticSegmentation(tiny_config()).save_pretrained(tmp_path / "model")
     (tmp_path / "empty").mkdir()
-    kinds = {
-        "sam-l0": "preset", str(tmp_path / "model"): "folder", str(tmp_path / "empty"): "not-a-model-folder",
-        "no-such-thing": "not-a-name", "evit-hf/x": "hub-offline", "bad..id/x": "invalid-hub-id",
+    task = "semantic-segmentation"
+    assert find_source("random:seg-b1-cityscapes", task, online=OFFLINE).kind == "random"
+    assert find_source(str(tmp_path / "model"), task, online=OFFLINE).kind == "folder"
+    assert find_source("evit-hf/x", task, online=lambda: True).kind == "hub"  # online: loaded from the Hub
+    problems = {
+        str(tmp_path / "empty"): "is not a saved model folder (no config.json)",
+        "no-such-thing": "'no-such-thing' is not a released model, a folder or a Hub id",
+        "evit-hf/efficientvit-seg-b1-ade20k": "not in the local Hugging Face cache and the Hub cannot be asked "
+                                              "(offline: ",
+        "bad..id/x": "is not a valid Hub id",
+        "random:sam-l0": "Preset 'sam-l0' (mask-generation) cannot load as task 'semantic-segmentation'",
+        "random:seg-b9-cityscapes": "Unknown segmentation preset 'seg-b9-cityscapes'",
     }
-    for name, kind in kinds.items():
-        location = locate(name, "mask-generation" if name == "sam-l0" else "semantic-segmentation", OFFLINE)
-        assert location.kind == kind, name
-        assert location.available == (kind in ("preset", "folder"))
-    assert locate("sam-l0", "semantic-segmentation", OFFLINE).kind == "not-a-name"  # presets of another task
-    assert locate("evit-hf/x", "semantic-segmentation", lambda: True).kind == "hub"
-    embedded = locate(None, "image-to-image", OFFLINE)
-    assert embedded.kind == ("embedded" if has_embedded_sr_checkpoint() else "embedded-missing")
+    for name, message in problems.items():
+        with pytest.raises(ValueError, match=re.escape(message)) as error:
+            find_source(name, task, online=OFFLINE)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="The released model 'efficientvit-seg-b1-ade20k' loads by that name"):
+        find_source("evit-hf/efficientvit-seg-b1-ade20k", task, online=OFFLINE)
+    if has_embedded_sr_checkpoint():  # the default super-resolution model is the released x2 checkpoint
+        embedded = find_source(None, "image-to-image", online=OFFLINE)
+        assert embedded.kind == "folder" and embedded.released.name == "efficientvit-sr-light-x2"
+        assert find_source("sr-light-x2", "image-to-image", online=OFFLINE).location == embedded.location

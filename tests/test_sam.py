@@ -130,9 +130,9 @@ def _random_state_dict(reference: torch.nn.Module, seed: int = 0) -> dict[str, t
 
 
 def _efficientsam(case: str) -> torch.nn.Module:
-    from evit_hf.reference import placeholders
+    from evit_hf.reference.packages import use_reference_packages
 
-    placeholders.install()
+    use_reference_packages()
     from efficientsam.models.efficientvit import sam as reference_sam
     from efficientsam.models.nn.norm import set_norm_eps
 
@@ -198,12 +198,25 @@ def test_sam_matches_efficientsam_end_to_end(case, size):
         assert_close("masks (box + mask input)", ours.pred_masks[0], ref_masks)
         assert_close("iou (box + mask input)", ours.iou_scores[0], ref_iou)
 
+        # No prompt at all (what `SamModel(pixel_values=...)` answers): the decoder sees its output tokens only.
+        sparse, dense = reference.prompt_encoder(points=None, boxes=None, masks=None)
+        ref_masks, ref_iou = reference.mask_decoder(
+            ref_embeddings, reference.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output=True
+        )
+        ours = model(pixel_values=images)
+        assert_close("masks (no prompt)", ours.pred_masks[:, 0], ref_masks)
+        assert_close("iou (no prompt)", ours.iou_scores[:, 0], ref_iou)
+
 
 def test_mask_decoder_layer_norms_use_sam_eps():
     model = EfficientViTSamModel(tiny_sam_config())
     norms = [m for m in model.mask_decoder.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert norms and all(m.eps == 1e-6 for m in norms)
-    assert model.prompt_encoder.shared_embedding is model.shared_image_embedding
+    # one positional matrix for the image grid and the prompts: a single tensor (a parameter on transformers 5,
+    # trained once; a buffer on 4.57)
+    matrix = model.shared_image_embedding.positional_embedding
+    assert model.prompt_encoder.shared_embedding.positional_embedding is matrix
+    assert sum(t is matrix for t in [*model.parameters(), *model.buffers()]) == 1
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -274,7 +287,6 @@ def test_model_input_errors():
     cases = [
         (dict(), "exactly one of"),
         (dict(pixel_values=torch.randn(1, 3, 128, 128), image_embeddings=embeddings), "exactly one of"),
-        (dict(image_embeddings=embeddings), "at least one prompt"),
         (dict(image_embeddings=embeddings, input_points=points[0]), "input_points"),
         (
             dict(image_embeddings=embeddings, input_points=points, input_labels=torch.ones(1, 1, 2)),
@@ -292,6 +304,29 @@ def test_model_input_errors():
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             model(**kwargs)
+
+
+def test_encoder_only_checkpoint_loads(tmp_path):
+    """A checkpoint of the image encoder alone (stage-1 distillation) loads as `SamModel` loads one: the prompt
+    path, the positional matrix included, is initialised (it stayed on the meta device before) and tied."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = EfficientViTSamModel(tiny_sam_config()).eval()
+    model.save_pretrained(tmp_path)
+    encoder = {k: v for k, v in model.state_dict().items() if k.startswith("vision_encoder.")}
+    save_file(encoder, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded = EfficientViTSamModel.from_pretrained(tmp_path).eval()
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+    matrix = loaded.shared_image_embedding.positional_embedding
+    assert loaded.prompt_encoder.shared_embedding.positional_embedding is matrix
+    assert torch.isfinite(matrix).all() and 0.5 < matrix.std() < 2  # Meta's N(0, 1) features
+    reloaded = loaded.state_dict()
+    assert all(torch.equal(reloaded[k], v) for k, v in encoder.items())
+    pixels = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.get_image_embeddings(pixels), model.get_image_embeddings(pixels))
+        assert torch.isfinite(loaded(pixels, input_points=torch.tensor([[[[30.0, 40.0]]]])).pred_masks).all()
 
 
 def test_converter_rejects_foreign_keys():

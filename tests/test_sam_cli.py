@@ -91,7 +91,7 @@ def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
 def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
     out = tmp_path / "preset.png"
     with pytest.warns(UserWarning, match="random weights"):
-        assert main(["sam", image_path, "--point", "80", "80", "--model", "sam-l0", "--out", str(out)]) == 0
+        assert main(["sam", image_path, "--point", "80", "80", "--model", "random:sam-l0", "--out", str(out)]) == 0
     assert Image.open(out).size == (WIDTH, HEIGHT)
 
 
@@ -118,7 +118,7 @@ def test_sam_cli_bad_inputs(tiny_folder, image_path, tmp_path, capsys):
     assert main(["sam", str(tmp_path / "missing.png"), "--point", "1", "1", "--model", tiny_folder]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["sam", image_path, "--point", "1", "1", "--model", str(tmp_path / "no_model")]) == 2
-    assert "cannot load model" in capsys.readouterr().err
+    assert "does not exist (no such folder)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: one prompt mode
         main(["sam", image_path, "--point", "1", "1", "--box", "0", "0", "5", "5", "--model", tiny_folder])
 

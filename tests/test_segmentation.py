@@ -276,8 +276,8 @@ def test_segment_command(tmp_path, processor):
     overlay = Image.open(out_path)
     assert overlay.mode == "RGB"
     assert overlay.height == 512 and overlay.width >= 512  # the legend sits to the right of the image
-    # A preset name builds random weights (with a warning) and still writes an overlay.
-    args = parser.parse_args(["segment", str(image_path), "--model", "seg-b0-cityscapes", "--out",
+    # `random:PRESET` builds random weights (with a warning) and still writes an overlay.
+    args = parser.parse_args(["segment", str(image_path), "--model", "random:seg-b0-cityscapes", "--out",
                               str(tmp_path / "preset.png"), "--short-side", "256"])
     with pytest.warns(UserWarning, match="random weights"):
         assert args.func(args) == 0

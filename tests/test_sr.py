@@ -504,7 +504,7 @@ def test_upscale_cli(saved_folder, tmp_path, monkeypatch, capsys):
     assert Image.open(tmp_path / "a.png").size == (60, 40)
     assert Image.open(tmp_path / "c.png").size == (60 + 8 + 60, 24 + 40)
     with pytest.warns(UserWarning, match="random weights"):
-        assert main(args + [str(tmp_path / "b.png"), "--model", "sr-light", "--scale", "3", "--tile-size", "8",
+        assert main(args + [str(tmp_path / "b.png"), "--model", "random:sr-light", "--scale", "3", "--tile-size", "8",
                             "--tile-overlap", "2"]) == 0
     assert Image.open(tmp_path / "b.png").size == (90, 60)
     # the embedded checkpoint: missing -> exit 2 with a message; present -> used by default
@@ -520,8 +520,10 @@ def test_upscale_cli(saved_folder, tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.png").write_text("not an image")
     assert main(["upscale", str(tmp_path / "bad.png"), "--out", str(tmp_path / "f.png"), "--model", "sr-light-x2"]) == 2
     assert main(["upscale", str(tmp_path / "missing.png"), "--out", str(tmp_path / "f.png")]) == 2
-    assert main(args + [str(tmp_path / "f.png"), "--model", "sr-huge-x2"]) == 2
+    assert main(args + [str(tmp_path / "f.png"), "--model", "random:sr-huge-x2"]) == 2
     assert "Unknown SR preset" in capsys.readouterr().err
+    assert main(args + [str(tmp_path / "f.png"), "--model", "sr-light-x9"]) == 2
+    assert "did you mean 'sr-light-x2'" in capsys.readouterr().err
 
 
 def test_embedded_checkpoint_location():

@@ -2,42 +2,82 @@
 
 `import evit_hf` registers every model with the transformers Auto classes, so that
 `AutoModel.from_pretrained(...)`, `AutoImageProcessor.from_pretrained(...)` and `pipeline(...)` resolve
-EfficientViT checkpoints without `trust_remote_code`.
+EfficientViT checkpoints without `trust_remote_code`, and lets the models' own `from_pretrained` take a released
+model's name (`EfficientViTSamModel.from_pretrained("efficientvit-sam-xl1")`). `evit_hf.pretrained(name)` is
+the local folder of a released model (the authors' checkpoint, converted once and cached) for the Auto classes
+and pipelines: `pipeline("image-classification", model=evit_hf.pretrained("efficientvit-b1-r224"))`. (The
+`evit-hf` console script is the one exception to registering at import: it parses its arguments first and
+registers before it runs a command.)
 """
 
-from .models.efficientvit import (
-    PRESETS,
-    SAM_PRESETS,
-    SEGMENTATION_PRESETS,
-    SR_PRESETS,
-    EfficientViTBackbone,
-    EfficientViTConfig,
-    EfficientViTForImageClassification,
-    EfficientViTForImageSuperResolution,
-    EfficientViTForSemanticSegmentation,
-    EfficientViTImageProcessor,
-    EfficientViTModel,
-    EfficientViTPreTrainedModel,
-    EfficientViTSamConfig,
-    EfficientViTSamImageProcessor,
-    EfficientViTSamModel,
-    EfficientViTSamPreTrainedModel,
-    EfficientViTSamProcessor,
-    EfficientViTSegImageProcessor,
-    EfficientViTSegmentationHead,
-    EfficientViTSRConfig,
-    EfficientViTSRImageProcessor,
-    EfficientViTSRPreTrainedModel,
-    SuperResolutionPipeline,
-    set_inference_optimizations,
-    tiled_upscale,
-)
-from .optimization import compile_for_inference, tune_cpu_allocator
-from .registration import register
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-register()
+# Public names are imported on first access (PEP 562) from `.models.efficientvit` unless listed here, so that
+# the `evit-hf` command can build its parser without torch (`_started_by_console_script`).
+_HOMES = {"compile_for_inference": ".optimization", "tune_cpu_allocator": ".optimization",
+          "register": ".registration", "pretrained": ".resolve"}
+
+if TYPE_CHECKING:  # the same names for type checkers and the API docs
+    from .models.efficientvit import (
+        PRESETS,
+        SAM_PRESETS,
+        SEGMENTATION_PRESETS,
+        SR_PRESETS,
+        EfficientViTBackbone,
+        EfficientViTConfig,
+        EfficientViTForImageClassification,
+        EfficientViTForImageSuperResolution,
+        EfficientViTForSemanticSegmentation,
+        EfficientViTImageProcessor,
+        EfficientViTModel,
+        EfficientViTPreTrainedModel,
+        EfficientViTSamConfig,
+        EfficientViTSamImageProcessor,
+        EfficientViTSamModel,
+        EfficientViTSamPreTrainedModel,
+        EfficientViTSamProcessor,
+        EfficientViTSegImageProcessor,
+        EfficientViTSegmentationHead,
+        EfficientViTSRConfig,
+        EfficientViTSRImageProcessor,
+        EfficientViTSRPreTrainedModel,
+        SuperResolutionPipeline,
+        set_inference_optimizations,
+        tiled_upscale,
+    )
+    from .optimization import compile_for_inference, tune_cpu_allocator
+    from .registration import register
+    from .resolve import pretrained
+
+
+def __getattr__(name: str):
+    if name not in __all__ or name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOMES.get(name, ".models.efficientvit"), __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _started_by_console_script() -> bool:
+    """Whether this interpreter runs the `evit-hf` console script: registering imports torch and transformers
+    (2-5 s), which `evit-hf --help` does not need; its `main` registers before it runs a command."""
+    return bool(sys.argv) and Path(sys.argv[0]).stem == "evit-hf"
+
+
+if not _started_by_console_script():
+    from .registration import register as _register
+
+    _register()
 
 __all__ = [  # sorted
     "__version__",
@@ -61,6 +101,7 @@ __all__ = [  # sorted
     "EfficientViTSRImageProcessor",
     "EfficientViTSRPreTrainedModel",
     "PRESETS",
+    "pretrained",
     "register",
     "SAM_PRESETS",
     "SEGMENTATION_PRESETS",

@@ -75,13 +75,19 @@ _AUTO_CLASSES = {
 
 
 def register() -> None:
-    """Register configs, models and processors with the Auto classes (idempotent)."""
+    """Register configs, models and processors with the Auto classes, and let the models' `from_pretrained` take a
+    released model's name (idempotent)."""
+    from .hub import install_from_pretrained_hook
+
+    install_from_pretrained_hook()
     for config_class, models in AUTO_MODEL_CLASSES.items():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_name, model_class in models.items():
             _AUTO_CLASSES[auto_name].register(config_class, model_class, exist_ok=True)
+    name_semantic_segmentation_model()
     if not HAS_PROCESSORS:
         return
+    declare_no_video_processor()
     AutoImageProcessor.register(
         EfficientViTSamConfig, image_processor_classes={"pil": EfficientViTSamImageProcessor}, exist_ok=True
     )
@@ -99,6 +105,43 @@ def register() -> None:
     from .predict.pipeline import register_mask_generation_pipeline
 
     register_mask_generation_pipeline()  # EfficientViT-SAM's fast generator; other models keep transformers'
+
+
+def name_semantic_segmentation_model() -> None:
+    """List the segmentation model's class name in transformers' semantic-segmentation name table.
+
+    Pipelines check the model with `Pipeline.check_model_type(<task>_MAPPING_NAMES)`, which finds registered
+    classes through the table's link back to its Auto mapping (`names._model_mapping._extra_content`). The
+    image-segmentation pipeline checks a merged *copy* of four tables instead, which has no such link: a
+    registered model is logged as "not supported for image-segmentation" (a 756-character error) and then
+    works. Naming the class in the table, as transformers names its own models, is what that check reads.
+    The lazy Auto mapping is unaffected: it resolves registered configs before the names and only imports the
+    model types that `CONFIG_MAPPING_NAMES` lists, which ours is not.
+    """
+    from transformers.models.auto import modeling_auto
+
+    names = modeling_auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+    model_class = AUTO_MODEL_CLASSES[EfficientViTConfig]["AutoModelForSemanticSegmentation"]
+    names.setdefault(EfficientViTConfig.model_type, model_class.__name__)
+
+
+def declare_no_video_processor() -> None:
+    """Tell `AutoVideoProcessor` that EfficientViT configs have no video processor (transformers >= 5).
+
+    `pipeline()` tries `AutoVideoProcessor.from_pretrained(model)` for every task whose pipeline class leaves
+    `_load_video_processor` unset (classification, segmentation, mask generation). With no video processor in
+    the folder it derives one from `auto_map["AutoImageProcessor"]` of preprocessor_config.json (our folders
+    carry it for `trust_remote_code`), "image_processing_x.XImageProcessor" -> "...XVideoProcessor", and since
+    no video processor is registered for the config it asks whether to run that remote code: "Do you wish to
+    run the custom code? [y/N]", waiting 15 s on a terminal before the pipeline goes on without one. A
+    registered entry without classes makes the config local code, so the derived reference is never trusted,
+    and the load fails quietly as for any image model ("Could not load any video processor").
+    """
+    # The pipelines' own import: `transformers.AutoVideoProcessor` is a placeholder without torchvision.
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+    for config_class in AUTO_MODEL_CLASSES:
+        AutoVideoProcessor.register(config_class, video_processor_classes={}, exist_ok=True)
 
 
 def register_sr_pipeline() -> None:

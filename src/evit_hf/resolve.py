@@ -1,15 +1,24 @@
-"""One resolver: a model name -> (model, processor, task), for every command, the app, eval, export and release.
+"""One resolver: a model name -> (model, processor, task), for the Python API, every command, the app, eval,
+export and release.
 
-A name is
-- a preset (`b1`, `seg-b1-cityscapes`, `sam-l0`, `sr-light-x2`, ...): the released architecture with random
-  weights (the model's own initialisation, or with `seed` the deterministic `reference.randomize_` weights),
-  said loudly with a `RandomWeightsWarning`: its outputs are meaningless;
-- a saved folder or a Hub id: loaded with the transformers Auto class of the task (any model of the task, not
-  only EfficientViT), with the folder's own image processor where it fits the task, else the family default;
-- for super-resolution, `None`: the x2 checkpoint embedded in the package (`sr_utils`).
+A name is, in the order tried:
+- `random:<preset>` (`random:b1`, `random:seg-b1-cityscapes`, `random:sam-l0`, `random:sr-light-x3`): the
+  released architecture with random weights (the model's own initialisation, or with `seed` the deterministic
+  `reference.randomize_` weights), an explicit opt-in said loudly with a `RandomWeightsWarning`;
+- a local folder (`evit-hf convert`, `save_pretrained`, a training run's output);
+- a released model (`efficientvit-sam-xl1`, `efficientvit-seg-l2-cityscapes`, `efficientvit-b2-r288`, the short
+  preset names `sam-xl1`, `seg-l2-cityscapes`, `b2`, ...; `evit-hf models` lists them): the authors' checkpoint,
+  downloaded, converted and verified once into a cached folder (`evit_hf.hub`); `efficientvit-sr-light-x2` is
+  the x2 checkpoint shipped in the package (`sr_utils`), also the super-resolution default (`None`);
+- a Hub id (`org/name`): a repo in transformers' format, loaded with the Auto class of the task (any model of
+  the task, not only EfficientViT), or timm's mirror of a classifier (`timm/efficientvit_b1.r224_in1k`),
+  converted like a released model.
 
-`locate` says where a name points without loading anything (the app checks its models at start-up this way).
-Downloads of the authors' released checkpoints by variant name belong here too.
+A preset name without released weights (`sr-light-x3`) asks for `random:` instead of loading random weights
+silently. Every failure is a one-line `ValueError` that names the fix, raised before anything slow: a
+mistyped name gets the closest names, a Hub id that is neither cached nor reachable fails at once instead of
+retrying. `find_source` says where a name points (downloading and converting a released checkpoint when
+needed) without loading it; `pretrained(name)` is what `from_pretrained` and `pipeline(model=...)` take.
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import nn
 
-from . import sr_utils
+from .hub.fetch import hub_reachable, unreachable_reason
 from .reference.randomize import randomize_
+
+if TYPE_CHECKING:
+    from .hub import ReleasedModel
 
 # Task -> the transformers Auto class whose mapping gives the model class of a configuration (EfficientViT is
 # registered with them on `import evit_hf`). The order is the inference order for a saved folder, most specific
@@ -38,16 +50,17 @@ AUTO_CLASSES: dict[str, str] = {
     "feature-extraction": "AutoModel",
 }
 TASKS = tuple(AUTO_CLASSES)
+RANDOM_PREFIX = "random:"
 # How a task's presets are spoken of, and the name prefix of its presets (classification presets have none).
 _TASK_WORDS = {"mask-generation": "SAM", "image-to-image": "SR", "semantic-segmentation": "segmentation",
                "image-classification": "classification"}
 _PRESET_PREFIXES = {"sam-": "mask-generation", "sr-": "image-to-image", "seg-": "semantic-segmentation"}
-# Bare networks and backbones are built from the classification presets.
+# Bare networks and backbones are built from the classification presets (and classifier checkpoints).
 _PRESET_TASK = {"feature-extraction": "image-classification", "backbone": "image-classification"}
 
 
 class RandomWeightsWarning(UserWarning):
-    """A preset name was resolved: the model has random weights, so what it outputs is meaningless."""
+    """A `random:` name was resolved: the model has random weights, so what it outputs is meaningless."""
 
 
 class ResolvedModel(NamedTuple):
@@ -106,21 +119,170 @@ def preset_model(name: str, task: str | None = None, seed: int | None = None) ->
     config = config_class.from_preset(name)
     task = task or preset_task
     if not _serves(config, task):
-        raise ValueError(f"Preset {name!r} ({preset_task}) cannot load as task {task!r}.")
+        raise _wrong_preset_task(name, preset_task, task)
     model = _model_classes(config, task)[0](config)
     if seed is not None:
         randomize_(model, seed)
     return model.eval()
 
 
+def _wrong_preset_task(name: str, preset_task: str, task: str) -> ValueError:
+    return ValueError(f"Preset {name!r} ({preset_task}) cannot load as task {task!r}.")
+
+
 def _warn_random_weights(name: str, task: str, seed: int | None) -> None:
     hint = " (an untrained model returns the bicubic upsampling)" if task == "image-to-image" and seed is None else ""
     warnings.warn(
-        f"{name!r} is a preset name: the model has random weights{hint}, so its outputs are meaningless. Pass "
-        f"a converted folder or Hub id (`evit-hf convert`) for trained weights.",
+        f"{RANDOM_PREFIX}{name} has random weights{hint}, so its outputs are meaningless. Pass a released model's "
+        f"name (`evit-hf models`), a converted folder or a Hub id for trained weights.",
         RandomWeightsWarning,
         stacklevel=3,
     )
+
+
+def _unknown_preset(name: str, task: str | None) -> ValueError:
+    family = next((t for prefix, t in _PRESET_PREFIXES.items() if name.startswith(prefix)), None)
+    family = family if family is not None and task in (None, family) else _PRESET_TASK.get(task, task)
+    words = f"{_TASK_WORDS[family]} preset" if family in _TASK_WORDS else "preset"
+    return ValueError(f"Unknown {words} {name!r}; presets: {', '.join(preset_names(family))}.")
+
+
+# ------------------------------------------------------------------------------------------------- names
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a name's weights are, found before anything is loaded.
+
+    `kind`: "random" (`location` is a preset name), "folder" (a local folder; released models are converted
+    into one) or "hub" (`location` is a Hub id in transformers' format; `offline`: read it from the local
+    cache only).
+    """
+
+    kind: str
+    location: str
+    released: ReleasedModel | None = None  # the released model a released name named
+    offline: bool = False
+
+
+def _with_scale(name: str, task: str | None, scale: int | None) -> str:
+    """A super-resolution family name (`sr-light`, `efficientvit-sr-light`) with `scale` -> `sr-light-x{scale}`."""
+    from .hub import find_released
+
+    if scale is None or task not in (None, "image-to-image"):
+        return name
+    scaled = f"{name}-x{scale}"
+    return scaled if is_preset(scaled) or find_released(scaled) is not None else name
+
+
+def _check_released_task(released: ReleasedModel, task: str | None) -> None:
+    from .hub import released_names
+
+    family = _PRESET_TASK.get(task, task)
+    if task is not None and released.task != family:
+        names = [name for name in released_names(family) if name.startswith("efficientvit-")]
+        raise ValueError(f"{released.name} is a model for {released.task}, not {task}; {task} models: "
+                         f"{', '.join(names) or 'none released'}.")
+
+
+def _released_hint(name: str) -> str:
+    """For `org/<released name>`: the released name that loads without that repo."""
+    from .hub import find_released
+
+    released = find_released(name.rsplit("/", 1)[-1])
+    if released is None:
+        return ""
+    return (f" The released model {released.name!r} loads by that name (the authors' checkpoint, converted on "
+            f"first use); ORG/{released.name} repos exist only where someone ran `evit-hf release --push`.")
+
+
+def _hub_source(name: str, online: Callable[[], bool]) -> ModelSource:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError as err:  # huggingface_hub's HFValidationError
+        raise ValueError(f"{name!r} is not a valid Hub id ({str(err).splitlines()[0]})."
+                         f"{_released_hint(name)}") from err
+    reachable = online()
+    if not isinstance(cached, str) and not reachable:
+        raise ValueError(f"{name!r} is not in the local Hugging Face cache and the Hub cannot be asked "
+                         f"({unreachable_reason()}).{_released_hint(name)}")
+    return ModelSource("hub", name, offline=not reachable)
+
+
+def _unknown_name(name: str, task: str | None) -> ValueError:
+    from .hub import closest_names, released_names
+
+    family = _PRESET_TASK.get(task, task)
+    candidates = released_names(family) + [RANDOM_PREFIX + preset for preset in preset_names(task)]
+    close = closest_names(name.removeprefix("./"), candidates)
+    if any(part in name for part in ("/", os.sep)) or name.startswith(("~", ".")):
+        return ValueError(f"{name!r} does not exist (no such folder), and is not a Hub id (org/name)"
+                          + (f"; did you mean {', '.join(map(repr, close))}?" if close else "."))
+    return ValueError(f"{name!r} is not a released model, a folder or a Hub id (org/name)"
+                      + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+                      + " `evit-hf models` lists the released models.")
+
+
+def find_source(name: str | os.PathLike | None, task: str | None = None, *, scale: int | None = None,
+                online: Callable[[], bool] = hub_reachable) -> ModelSource:
+    """Where `name` points for `task`; a released checkpoint is downloaded, converted and verified here (once).
+
+    `scale` (super-resolution) turns a family name (`sr-light`) into the preset of that factor. Raises a
+    one-line `ValueError` for a name that cannot be loaded here.
+    """
+    from .hub import find_released, prepare
+
+    if task is not None:
+        _auto_class(task)  # an unknown task fails before anything loads
+    if name is None:
+        if task != "image-to-image":
+            raise ValueError("no model given: pass a released model's name (`evit-hf models`), a saved folder or a "
+                             "Hub id.")
+        name = "efficientvit-sr-light-x2"  # the x2 checkpoint shipped in the package
+    name = str(name)
+    if name.startswith(RANDOM_PREFIX):
+        preset = _with_scale(name.removeprefix(RANDOM_PREFIX), task, scale)
+        found = _find_preset(preset)
+        if found is None:
+            raise _unknown_preset(preset, task)
+        if task is not None and found[0] != _PRESET_TASK.get(task, task):
+            raise _wrong_preset_task(preset, found[0], task)
+        return ModelSource("random", preset)
+    name = _with_scale(name, task, scale)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            what = "a file, not a saved model folder" if path.is_file() else "not a saved model folder (no config.json)"
+            raise ValueError(f"{name!r} is {what}; convert an original checkpoint with `evit-hf convert --variant "
+                             f"VARIANT --checkpoint FILE --out FOLDER`.")
+        return ModelSource("folder", str(path))
+    released = find_released(name)
+    if released is not None:
+        _check_released_task(released, task)
+        return ModelSource("folder", str(prepare(released, online)), released)
+    if is_preset(name):
+        raise ValueError(f"{name!r} has no released weights; pass '{RANDOM_PREFIX}{name}' for random weights (its "
+                         f"outputs are meaningless), or a folder / Hub id with trained weights.")
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        return _hub_source(name, online)
+    raise _unknown_name(name, task)
+
+
+def pretrained(name: str | os.PathLike, task: str | None = None) -> str:
+    """What `from_pretrained` and `pipeline(model=...)` take for `name`: the local folder of a released model
+    (`efficientvit-sam-xl1`: the authors' checkpoint, downloaded, converted and verified on first use, then
+    read from the cache) or of a timm mirror, a local folder as is, a Hub id in transformers' format as is.
+
+    ```python
+    model = AutoModel.from_pretrained(evit_hf.pretrained("efficientvit-sam-xl1"))
+    segmenter = pipeline("image-segmentation", model=evit_hf.pretrained("efficientvit-seg-b1-cityscapes"))
+    ```
+    """
+    source = find_source(name, task)
+    if source.kind == "random":
+        raise ValueError(f"{name!r} asks for random weights, which have no folder: build the model from its "
+                         f"configuration (`EfficientViTConfig.from_preset`) or use `evit_hf.resolve.load_model`.")
+    return source.location
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -159,41 +321,37 @@ def _task_of_config(config, name: str) -> str:
                      f"(one of {', '.join(TASKS)}).")
 
 
-def _check_name(name: str, task: str | None) -> None:
-    """A clear error for a name that is neither a preset, an existing path nor a Hub id (`org/name`)."""
-    if Path(name).exists() or "/" in name:
-        return
-    family = next((t for prefix, t in _PRESET_PREFIXES.items() if name.startswith(prefix)), None)
-    if family is not None and task in (None, family):
-        raise ValueError(f"Unknown {_TASK_WORDS[family]} preset {name!r}; known presets: "
-                         f"{', '.join(preset_names(family))}.")
-    raise ValueError(f"{name!r} is not a preset, a folder or a Hub id; presets: {', '.join(preset_names(task))}.")
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _load_pretrained(name: str, task: str | None) -> tuple[nn.Module, str]:
+def _load_pretrained(source: ModelSource, task: str | None) -> tuple[nn.Module, str]:
     from transformers import AutoConfig
 
-    _check_name(name, task)
+    name, offline = source.location, {"local_files_only": True} if source.offline else {}
+    hint = _released_hint(name) if source.kind == "hub" else ""
     try:
-        config = AutoConfig.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name, **offline)
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot load model {name!r} (not a preset, a folder or a reachable Hub id): {err}") from err
+        raise ValueError(f"cannot load model {name!r}: {_first_line(err)}{hint}") from err
     task = task or _task_of_config(config, name)
     if not _serves(config, task):
         raise ValueError(f"{name!r} holds a {type(config).__name__}, which cannot load as task {task!r}.")
     try:  # the class itself: `AutoBackbone.from_pretrained` takes a folder for a timm model name
-        model = _model_classes(config, task)[0].from_pretrained(name)
+        model = _model_classes(config, task)[0].from_pretrained(name, **offline)
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot load model {name!r} for task {task!r}: {err}") from err
+        raise ValueError(f"cannot load model {name!r} for task {task!r}: {_first_line(err)}") from err
     return model.eval(), task
 
 
-def _own_processor(name: str):
+def _own_processor(source: ModelSource):
     """The image processor saved with a folder / Hub repo, or None."""
     from transformers import AutoImageProcessor
 
+    if source.kind == "random":
+        return None
     try:
-        return AutoImageProcessor.from_pretrained(name)
+        return AutoImageProcessor.from_pretrained(source.location, local_files_only=source.offline)
     except (OSError, ValueError):
         return None
 
@@ -233,124 +391,50 @@ def _task_of_model(model: nn.Module) -> str:
 
 
 def load_processor(name: str | os.PathLike, model: nn.Module, task: str | None = None) -> Any:
-    """The image processor of `model` as `load_model` gives it: the one saved with folder / Hub id `name` where it
-    fits the task (default: the task of the model's class), else the default of the model's family."""
-    name = str(name)
+    """The image processor of `model` as `load_model` gives it: the one saved with `name`'s folder / Hub repo
+    where it fits the task (default: the task of the model's class), else the default of the model's family."""
     task = task or _task_of_model(model)
-    return _processor(task, name, model, None if is_preset(name) else _own_processor(name))
+    source = find_source(name, task)
+    return _processor(task, source.location, model, _own_processor(source))
 
 
 def load_model(name: str | os.PathLike | None, task: str | None = None, *, seed: int | None = None,
-               scale: int | None = None) -> ResolvedModel:
-    """(model in eval mode, image processor, task) for a preset, a saved folder or a Hub id.
+               scale: int | None = None, online: Callable[[], bool] = hub_reachable) -> ResolvedModel:
+    """(model in eval mode, image processor, task) for any name `find_source` takes.
 
-    `task` (one of `TASKS`) picks the model class; None: the preset's own, or the class the folder was saved
-    from. A preset gets random weights (`seed`: the deterministic `randomize_` weights) and a
-    `RandomWeightsWarning`. Super-resolution only: `name=None` is the embedded x2 checkpoint; `scale` checks
-    the model's factor, and with a preset family (`"sr-light"`) picks `sr-light-x{scale}`. Every failure is a
-    `ValueError` that names the problem.
+    `task` (one of `TASKS`) picks the model class; None: the released model's, the preset's or the class the
+    folder was saved from. `random:<preset>` gets random weights (`seed`: the deterministic `randomize_`
+    weights) and a `RandomWeightsWarning`. Super-resolution only: `name=None` is the shipped x2 checkpoint;
+    `scale` checks the model's factor, and with a family name (`"sr-light"`) picks `sr-light-x{scale}`. Every
+    failure is a one-line `ValueError` that names the problem and the fix.
     """
-    if task is not None:
-        _auto_class(task)  # an unknown task fails before anything loads
-    if name is None:
-        if task != "image-to-image":
-            raise ValueError("no model given: pass a preset name, a saved folder or a Hub id.")
-        name = sr_utils.require_embedded_sr_checkpoint()
-    name = str(name)
-    if scale is not None and task in (None, "image-to-image") and is_preset(f"{name}-x{scale}"):
-        name = f"{name}-x{scale}"
-    if is_preset(name):
-        model = preset_model(name, task, seed)
-        task = task or _find_preset(name)[0]
-        _warn_random_weights(name, task, seed)
+    source = find_source(name, task, scale=scale, online=online)
+    if source.kind == "random":
+        model = preset_model(source.location, task, seed)
+        task = task or _find_preset(source.location)[0]
+        _warn_random_weights(source.location, task, seed)
     else:
-        model, task = _load_pretrained(name, task)
-    processor = load_processor(name, model, task)
+        model, task = _load_pretrained(source, task)
+    processor = _processor(task, source.location, model, _own_processor(source))
     model_scale = getattr(model.config, "upscale", None)
     if scale is not None and model_scale != scale:
-        raise ValueError(f"the model {name!r} upscales x{model_scale}, not x{scale}.")
+        raise ValueError(f"the model {str(name)!r} upscales x{model_scale}, not x{scale}.")
     return ResolvedModel(model, processor, task)
-
-
-# ----------------------------------------------------------------------------------------------- location
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where a name points, found without loading it.
-
-    `kind`: "preset", "embedded" (the shipped SR checkpoint), "folder", "hub-cache" (a Hub id in the local
-    cache), "hub" (a Hub id the Hub will serve), or, when it cannot be loaded here, "embedded-missing",
-    "not-a-model-folder" (no config.json), "not-a-name" (neither a folder, a preset nor a Hub id),
-    "invalid-hub-id", "hub-offline" (not cached and the Hub cannot be reached).
-    """
-
-    kind: str
-    path: Path | None = None  # the folder (embedded, folder, not-a-model-folder)
-
-    @property
-    def available(self) -> bool:
-        return self.kind in ("preset", "embedded", "folder", "hub-cache", "hub")
-
-
-_REACHABLE: dict[str, bool] = {}
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers (asked once per process, `timeout` seconds at most); `HF_HUB_OFFLINE`
-    means no."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    endpoint = constants.ENDPOINT
-    if endpoint not in _REACHABLE:
-        import urllib.error
-        import urllib.request
-
-        try:
-            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
-            _REACHABLE[endpoint] = True
-        except urllib.error.HTTPError:  # it answered
-            _REACHABLE[endpoint] = True
-        except (OSError, ValueError):
-            _REACHABLE[endpoint] = False
-    return _REACHABLE[endpoint]
-
-
-def locate(name: str | os.PathLike | None, task: str, online: Callable[[], bool] = hub_reachable) -> ModelLocation:
-    """Where `name` (as `load_model` takes it) points for `task`, and whether it can be loaded here."""
-    if name is None and task == "image-to-image":
-        folder = sr_utils.embedded_sr_checkpoint()
-        return ModelLocation("embedded" if sr_utils.has_embedded_sr_checkpoint() else "embedded-missing", folder)
-    name = str(name)
-    if name in preset_names(task):
-        return ModelLocation("preset")
-    path = Path(name).expanduser()
-    if path.exists():
-        return ModelLocation("folder" if (path / "config.json").is_file() else "not-a-model-folder", path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")):
-        return ModelLocation("not-a-name")
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except ValueError:  # not a valid repo id
-        return ModelLocation("invalid-hub-id")
-    if isinstance(cached, str):
-        return ModelLocation("hub-cache")
-    return ModelLocation("hub" if online() else "hub-offline")
 
 
 __all__ = [
     "AUTO_CLASSES",
+    "RANDOM_PREFIX",
     "TASKS",
-    "ModelLocation",
+    "ModelSource",
     "RandomWeightsWarning",
     "ResolvedModel",
+    "find_source",
     "hub_reachable",
     "is_preset",
     "load_model",
     "load_processor",
-    "locate",
     "preset_model",
     "preset_names",
+    "pretrained",
 ]

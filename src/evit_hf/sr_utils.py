@@ -31,7 +31,7 @@ def require_embedded_sr_checkpoint() -> Path:
         raise ValueError(
             f"the embedded super-resolution checkpoint is missing ({embedded_sr_checkpoint()} has no "
             f"{' / '.join(_REQUIRED_FILES)}; the SR training run produces it). Pass --model with a saved folder, "
-            f"a Hub id, or a preset name such as sr-light-x2 (random weights)."
+            f"a Hub id, or random:sr-light-x2 (random weights)."
         )
     return embedded_sr_checkpoint()
 

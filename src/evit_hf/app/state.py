@@ -2,7 +2,8 @@
 uploaded images and the SAM image-embedding cache.
 
 This module owns `AppConfig` (which models, size limits), `model_status` (can a model be loaded here, checked
-at start-up without loading it, `evit_hf.resolve.locate`, told in the page's words), `LazyModel` (loads with
+at start-up without loading it, `evit_hf.resolve.find_source`, which downloads and converts a released model the
+first time; told in the page's words), `LazyModel` (loads with
 `evit_hf.resolve.load_model` on first use, remembers a failure as a readable message instead of retrying a
 50-second offline download on every click), `open_image` (EXIF orientation, readable errors, downscaling of
 images above the limits with a notice), `SamEngine` (`evit_hf.predict.SamPredictor` behind the page: the encoder
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..predict import GeneratedMasks, SamAutomaticMaskGenerator, SamImageEmbedding, SamPredictor, set_short_side
-from ..resolve import hub_reachable, load_model, locate
+from ..resolve import RANDOM_PREFIX, ModelSource, find_source, hub_reachable, load_model
 
 SAM_FLAG, SEG_FLAG, SR_FLAG = "--sam-model", "--seg-model", "--sr-model"
 # The environment variables `app.py` (the Space entry) reads; `evit-hf app` takes the flags above.
@@ -49,13 +50,9 @@ class ModelUnavailable(RuntimeError):
 
 
 def default_models() -> tuple[str, tuple[str, ...]]:
-    """The released Hub ids the demo uses by default: (SAM, segmentation models)."""
-    from ..release.catalog import get_target
-
-    return (
-        get_target("sam-l0").repo_id(),
-        tuple(get_target(v).repo_id() for v in ("seg-b1-cityscapes", "seg-b1-ade20k")),
-    )
+    """The released models the demo uses by default (the authors' checkpoints, downloaded and converted once):
+    (SAM, segmentation models)."""
+    return "efficientvit-sam-l0", ("efficientvit-seg-b1-cityscapes", "efficientvit-seg-b1-ade20k")
 
 
 def split_names(values: list[str] | tuple[str, ...] | str | None) -> tuple[str, ...]:
@@ -110,9 +107,11 @@ class ModelStatus:
     """Whether a model can be loaded here, found without loading it."""
 
     kind: str         # "sam", "seg" or "sr"
-    name: str         # what the user passed (a preset, folder, Hub id; "" for the embedded SR checkpoint)
+    name: str         # what the user passed (a released model, folder, Hub id, random:PRESET; "" for the default
+                      # SR checkpoint)
     available: bool
     note: str         # one line for the page and the terminal
+    problem: str = ""  # why it cannot be loaded, in the resolver's words ("" when it can)
 
     @property
     def label(self) -> str:
@@ -121,7 +120,9 @@ class ModelStatus:
 
 _KIND_WORDS = {"sam": "SAM", "seg": "segmentation", "sr": "super-resolution"}
 _KIND_FLAGS = {"sam": SAM_FLAG, "seg": SEG_FLAG, "sr": SR_FLAG}
-_EXAMPLE_PRESETS = {"sam": "sam-l0", "seg": "seg-b1-cityscapes", "sr": "sr-light-x2"}
+_EXAMPLE_RELEASED = {"sam": "efficientvit-sam-l0", "seg": "efficientvit-seg-b1-cityscapes",
+                     "sr": "efficientvit-sr-light-x2"}
+_EXAMPLE_PRESETS = {"sam": "sam-l0", "seg": "seg-b1-cityscapes", "sr": "sr-light-x4"}
 _EXAMPLE_FOLDERS = {"sam": "./efficientvit-sam-l0", "seg": "./efficientvit-seg-b1-cityscapes",
                     "sr": "./efficientvit-sr-light-x2"}
 
@@ -130,35 +131,40 @@ def how_to_fix(kind: str) -> str:
     """What to pass instead of a model that cannot be loaded."""
     flag = _KIND_FLAGS[kind]
     return (
-        f"Pass a local folder written by `evit-hf convert` (`evit-hf app {flag} {_EXAMPLE_FOLDERS[kind]}`), a Hub "
-        f"id that is in the local cache, or a preset name such as `{flag} {_EXAMPLE_PRESETS[kind]}` (random "
-        f"weights: the tab works but its output is meaningless)."
+        f"Pass a released model (`evit-hf app {flag} {_EXAMPLE_RELEASED[kind]}`, downloaded once; `evit-hf models` "
+        f"lists them), a local folder written by `evit-hf convert` (`{flag} {_EXAMPLE_FOLDERS[kind]}`), a Hub id "
+        f"that is in the local cache, or `{flag} {RANDOM_PREFIX}{_EXAMPLE_PRESETS[kind]}` (random weights: the tab "
+        f"works but its output is meaningless)."
     )
 
 
 _KIND_TASKS = {"sam": "mask-generation", "seg": "semantic-segmentation", "sr": "image-to-image"}
 
 
+def _describe(kind: str, name: str, source: ModelSource) -> str:
+    """What a loadable model is, in the page's words."""
+    if source.kind == "random":
+        return (f"`{RANDOM_PREFIX}{source.location}` with RANDOM weights: the {_KIND_WORDS[kind]} output is "
+                f"meaningless (pass a released model such as `{_KIND_FLAGS[kind]} {_EXAMPLE_RELEASED[kind]}` for "
+                f"trained weights)")
+    if source.released is not None:
+        if source.released.source is None:
+            return "the x2 checkpoint shipped in evit-hf (trained weights)"
+        return f"released model `{source.released.name}` (the authors' checkpoint, converted in {source.location})"
+    if source.kind == "folder":
+        return f"local folder `{name}`"
+    return f"Hub model `{name}` ({'in the local cache' if source.offline else 'from the Hub'})"
+
+
 def model_status(kind: str, name: str | None, online: Callable[[], bool] = hub_reachable) -> ModelStatus:
-    """Whether `name` (a preset, a folder, a Hub id; None: the embedded SR checkpoint) can be loaded here."""
-    what = _KIND_WORDS[kind]
-    where = locate(name, _KIND_TASKS[kind], online)
-    name = "" if name is None else str(name)
-    notes = {
-        "embedded": "the x2 checkpoint shipped in evit-hf (trained weights)",
-        "embedded-missing": f"the embedded super-resolution checkpoint is missing ({where.path}). {how_to_fix(kind)}",
-        "preset": f"preset `{name}` with RANDOM weights: the {what} output is meaningless (pass a folder written by "
-                  f"`evit-hf convert` or a Hub id with `{_KIND_FLAGS[kind]}` for real results)",
-        "folder": f"local folder `{name}`",
-        "not-a-model-folder": f"`{name}` is not a saved model folder (no config.json). {how_to_fix(kind)}",
-        "not-a-name": f"`{name}` is neither a folder, a preset nor a Hub id. {how_to_fix(kind)}",
-        "invalid-hub-id": f"`{name}` is not a valid Hub id. {how_to_fix(kind)}",
-        "hub-cache": f"Hub model `{name}` (in the local cache)",
-        "hub": f"Hub model `{name}` (downloaded on first use)",
-        "hub-offline": f"the {what} model `{name}` is not in the local Hugging Face cache and the Hub cannot be "
-                       f"reached (offline). {how_to_fix(kind)}",
-    }
-    return ModelStatus(kind, name, where.available, notes[where.kind])
+    """Whether `name` (a released model, a folder, a Hub id, `random:PRESET`; None: the shipped SR checkpoint) can
+    be loaded here. A released model is downloaded and converted now, the first time (not loaded)."""
+    label = "" if name is None else str(name)
+    try:
+        source = find_source(name, _KIND_TASKS[kind], online=online)
+    except ValueError as err:
+        return ModelStatus(kind, label, False, f"{err} {how_to_fix(kind)}", problem=str(err))
+    return ModelStatus(kind, label, True, _describe(kind, label, source))
 
 
 # -------------------------------------------------------------------------------------------- lazy models

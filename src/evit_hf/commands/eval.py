@@ -15,8 +15,11 @@ from . import add_command, add_device
 
 TASKS = ("seg", "cls", "sam", "sr")
 SUMMARY = "Evaluate a model with the paper's protocol (seg, cls, sam, sr); prints a table, writes JSON."
-DESCRIPTION = ("Evaluate a saved folder / Hub id on a dataset (Hub id, local folder or parquet files) with the "
-               "original evaluation protocol.")
+DESCRIPTION = ("Evaluate a released model, a saved folder or a Hub id on a dataset (Hub id, local folder or parquet "
+               "files) with the original evaluation protocol.")
+# `evit-hf eval` task -> the resolver's task (the model name is checked against it before any data is read).
+MODEL_TASKS = {"seg": "semantic-segmentation", "cls": "image-classification", "sam": "mask-generation",
+               "sr": "image-to-image"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def task_parser(name: str, help_text: str, data_help: str, onnx: bool = True) -> argparse.ArgumentParser:
         sub = add_command(tasks, name, run, help_text)
-        sub.add_argument("--model", required=True, help="saved folder or Hub id (from_pretrained)")
+        sub.add_argument("--model", required=True,
+                         help="released model (`evit-hf models`), saved folder or Hub id (from_pretrained)")
         sub.add_argument("--data", required=True, help=data_help)
         sub.add_argument("--out", default="results.json", help="results JSON (default: results.json)")
         sub.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N images")
@@ -120,7 +124,9 @@ def evaluate(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import write_results
+    from ..resolve import find_source
 
+    find_source(args.model, MODEL_TASKS[args.task])  # a wrong name fails before the dataset is read
     result = evaluate(args)
     print(f"{result.task}: {result.model} on {result.data}")
     print(result.table)

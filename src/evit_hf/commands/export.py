@@ -13,9 +13,9 @@ from . import add_command
 FORMATS = ("onnx", "tflite", "tensorrt")
 SUMMARY = "Export a model to ONNX, TFLite or TensorRT (validated against PyTorch)."
 DESCRIPTION = (
-    "Export a model (folder, Hub id or preset name) for a task. ONNX graphs have dynamic batch, height and width "
-    "(SAM: dynamic batch and number of prompts/points); every file is run and compared with PyTorch, and a "
-    "difference above --atol fails the export."
+    "Export a model (a released model's name, a folder, a Hub id, or random:PRESET) for a task. ONNX graphs have "
+    "dynamic batch, height and width (SAM: dynamic batch and number of prompts/points); every file is run and "
+    "compared with PyTorch, and a difference above --atol fails the export."
 )
 
 
@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = add_command(subparsers, "export", run, SUMMARY, DESCRIPTION)
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
-    parser.add_argument("--model", required=True, help="folder, Hub id or preset name (random weights)")
+    parser.add_argument("--model", required=True,
+                        help="released model (efficientvit-b1-r224, seg-b1-cityscapes, ...; `evit-hf models`), folder, "
+                        "Hub id, or random:PRESET (random weights)")
     parser.add_argument("--task", choices=["auto", *TASKS], default="auto", help="default: from the model")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--size", type=_size, help="sample input HEIGHTxWIDTH (TFLite/TensorRT: the built size)")
@@ -63,17 +65,21 @@ def _print_graphs(results) -> None:
 
 
 def _save_processor(name: str, out: Path) -> None:
-    """Copy the model's image processor beside the export, when it has one (pipelines and Optimum read it)."""
-    source = Path(name) / "preprocessor_config.json"
-    if source.is_file():
+    """Copy the model's image processor beside the export, when its folder has one (pipelines and Optimum read
+    it)."""
+    from ..resolve import find_source
+
+    where = find_source(name)  # already resolved by `load_model`: no second download or conversion
+    source = Path(where.location) / "preprocessor_config.json"
+    if where.kind == "folder" and source.is_file():
         shutil.copy(source, out / source.name)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..resolve import load_model
 
-    # Presets get the deterministic `randomize_` weights: the default init's near-constant outputs would hide
-    # a wrong export from the validation.
+    # `random:` presets get the deterministic `randomize_` weights: the default init's near-constant outputs
+    # would hide a wrong export from the validation.
     model, _, task = load_model(args.model, None if args.task == "auto" else args.task, seed=0)
     args.out.mkdir(parents=True, exist_ok=True)
     kwargs = {"task": task, "size": args.size}

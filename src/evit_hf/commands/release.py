@@ -1,6 +1,7 @@
 """`evit-hf release`: original checkpoints -> Hub-ready repo folders with model cards (and `--push`).
 
-Three modes: one checkpoint (`--variant V --checkpoint X --out DIR`), a folder of original checkpoints
+Three modes: one checkpoint (`--variant V [--checkpoint X] --out DIR`; without `--checkpoint` the authors'
+released file, downloaded and converted through `evit_hf.hub`), a folder of original checkpoints
 (`--checkpoints-dir DIR --out ROOT`: one `ROOT/<repo name>/` each, the variant read from the file name), and
 the cards of every release (`--cards-only --out hub_cards`).
 """
@@ -29,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--checkpoints-dir", type=Path, help="a folder of original checkpoints (batch mode)")
     mode.add_argument("--cards-only", action="store_true", help="write the model card of every release")
     parser.add_argument("--checkpoint", type=Path,
-                        help="original checkpoint file (.pt / .safetensors); super-resolution: a saved folder "
-                             "(default for sr-light-x2: the checkpoint shipped in evit-hf)")
+                        help="original checkpoint file (.pt / .safetensors; default: the authors' released file, "
+                             "downloaded); super-resolution: a saved folder (default for sr-light-x2: the checkpoint "
+                             "shipped in evit-hf)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (batch mode and --cards-only: one sub-folder per repo)")
     parser.add_argument("--resolution", type=int, help="classifiers: the checkpoint's resolution (default 224)")

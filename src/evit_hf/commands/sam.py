@@ -1,8 +1,9 @@
 """`evit-hf sam IMAGE (--box ... | --point [--negative] | --everything) --model M --out out.png`: promptable masks.
 
-This module owns the `sam` subcommand's options and output. `M` is a saved folder, a Hub id or a preset name
-`sam-l0` ... `sam-xl1` (random weights: a warning says the masks are then meaningless), resolved by
-`evit_hf.resolve`. With point / box prompts (original-image pixels) the best-IoU mask of the multimask output
+This module owns the `sam` subcommand's options and output. `M` is a released model (`efficientvit-sam-l0` ...
+`efficientvit-sam-xl1`, or `sam-l0` ...: the authors' checkpoint, downloaded and converted once), a saved
+folder, a Hub id, or `random:sam-l0` (random weights: a warning says the masks are then meaningless), resolved
+by `evit_hf.resolve`. With point / box prompts (original-image pixels) the best-IoU mask of the multimask output
 (`evit_hf.predict.SamPredictor`) is drawn over the image (semi-transparent colour and contour, prompts
 marked); several `--box`es are segmented in one batched call, one mask each; with `--everything`
 `SamAutomaticMaskGenerator` runs on a `--points-per-side` grid (segment-anything's options, a progress bar
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..predict.mask_generation import DEFAULT_POINTS_PER_SIDE
 
     parser = add_command(subparsers, "sam", run, SUMMARY, DESCRIPTION)
-    add_image_io(parser, "saved folder, Hub id, or preset name (sam-l0 ... sam-xl1: random weights)", "sam.png")
+    add_image_io(parser, "released model (efficientvit-sam-l0 ... efficientvit-sam-xl1; `evit-hf models`), saved "
+                 "folder, Hub id, or random:PRESET (random weights)", "sam.png")
     prompt = parser.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--box", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
                         help="box prompt (repeatable: one mask per box, the single-mask output, in one batched call)")

@@ -1,10 +1,11 @@
 """`evit-hf segment IMAGE --model M --out overlay.png`: one image's semantic segmentation as a colour overlay.
 
-This module owns the `segment` subcommand's options and output. `M` is a saved folder, a Hub id or a preset
-name such as `seg-b1-cityscapes` (random weights, with a warning; useful to try the command offline),
-resolved by `evit_hf.resolve`. The output (`evit_hf.predict.draw_segmentation`) is the image alpha-blended
-with one colour per class, with a legend of the classes present (largest first, with their pixel share) on
-the right.
+This module owns the `segment` subcommand's options and output. `M` is a released model
+(`efficientvit-seg-b1-cityscapes` or `seg-b1-cityscapes`: the authors' checkpoint, downloaded and converted
+once), a saved folder, a Hub id, or `random:seg-b1-cityscapes` (random weights, with a warning; to try the
+command offline), resolved by `evit_hf.resolve`. The output (`evit_hf.predict.draw_segmentation`) is the
+image alpha-blended with one colour per class, with a legend of the classes present (largest first, with their
+pixel share) on the right.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ DESCRIPTION = "Semantic segmentation of IMAGE with an EfficientViT-Seg model; wr
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "segment", run, SUMMARY, DESCRIPTION)
-    add_image_io(parser, "saved folder, Hub id, or preset name (e.g. seg-b1-cityscapes: random weights)",
-                 "overlay.png")
+    add_image_io(parser, "released model (efficientvit-seg-b1-cityscapes, seg-l2-ade20k, ...; `evit-hf models`), "
+                 "saved folder, Hub id, or random:PRESET (random weights)", "overlay.png")
     add_alpha(parser, "class colours")
     parser.add_argument("--short-side", type=int, default=None,
                         help="resize the short side to this (long side to a multiple of 32) instead of the "

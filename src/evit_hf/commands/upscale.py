@@ -3,9 +3,10 @@
 This module owns the `upscale` subcommand's options and output: super-resolution of one image with an
 EfficientViT-SR model (`evit_hf.predict.upscale_image`, tiled for large images). `M` defaults to the
 checkpoint embedded in the package (`evit_hf.sr_utils.embedded_sr_checkpoint()`); until the SR training run
-has produced it, the command fails with a message asking for `--model`. `M` may also be a saved folder, a Hub
-id, or a preset name such as `sr-light-x2` (random weights: a warning says so; an untrained model returns the
-bicubic upsampling), resolved by `evit_hf.resolve`. `--compare` also writes the bicubic upsampling and the
+has produced it, the command fails with a message asking for `--model`. `M` may also be a released model
+(`efficientvit-sr-light-x2`, the same shipped checkpoint), a saved folder, a Hub id, or `random:sr-light-x4`
+(random weights: a warning says so; an untrained model returns the bicubic upsampling), resolved by
+`evit_hf.resolve`. `--compare` also writes the bicubic upsampling and the
 model's output side by side, with labels. Transparent images are composited on white.
 """
 
@@ -25,11 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.efficientvit.modeling_efficientvit_sr import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 
     parser = add_command(subparsers, "upscale", run, SUMMARY, DESCRIPTION)
-    add_image_io(parser, "saved folder, Hub id, or preset name (sr-light-x2, sr-light-x3, sr-light-x4, sr-ffhq-x4: "
-                 "random weights); default: the checkpoint embedded in evit-hf", None, model_required=False)
+    add_image_io(parser, "released model (efficientvit-sr-light-x2), saved folder, Hub id, or random:PRESET "
+                 "(random:sr-light-x3, random:sr-light-x4, random:sr-ffhq-x4: random weights); default: the "
+                 "checkpoint embedded in evit-hf", None, model_required=False)
     parser.add_argument(
         "--scale", type=int, choices=(2, 3, 4), default=None,
-        help="expected upscaling factor (checked against the model; with a preset family such as sr-light it "
+        help="expected upscaling factor (checked against the model; with a family name such as random:sr-light it "
         "picks sr-light-x<scale>)",
     )
     parser.add_argument(

@@ -72,21 +72,20 @@ def progress(items: Iterable[T], description: str, total: int | None = None, uni
 
 
 def load_model(auto_class_name: str, name: str, device: str = "cpu", onnx: str | Path | None = None):
-    """`transformers.<auto_class_name>.from_pretrained(name)` in eval mode on `device`; a `ValueError` when
-    `name` is neither a folder nor a Hub id holding such a model. With `onnx`, that exported file in ONNX
-    Runtime instead (`OnnxRuntimeModel` returning `logits`), checked against the model's config."""
-    import transformers  # EfficientViT is registered with the Auto classes on `import evit_hf`
+    """The model `name` (any name `evit_hf.resolve` takes: a released model, a folder, a Hub id) as the
+    `transformers.<auto_class_name>` task loads it, in eval mode on `device`; a `ValueError` when it cannot be
+    loaded. With `onnx`, that exported file in ONNX Runtime instead (`OnnxRuntimeModel` returning `logits`),
+    checked against the model's config."""
+    from ..resolve import AUTO_CLASSES
+    from ..resolve import load_model as resolve_model
 
-    auto_class = getattr(transformers, auto_class_name)
-    try:
-        model = auto_class.from_pretrained(name)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"Cannot load {name!r} as {auto_class_name}: {err}") from err
+    task = next(task for task, auto_name in AUTO_CLASSES.items() if auto_name == auto_class_name)
+    model = resolve_model(name, task).model
     if onnx is not None:
         from .onnx_model import OnnxRuntimeModel
 
         return OnnxRuntimeModel(onnx, model.config, "logits", device)
-    return model.eval().to(device)
+    return model.to(device)
 
 
 def positive(name: str, value: int | float) -> None:

@@ -368,23 +368,27 @@ def register() -> None:
 
 
 def _load(path: str | Path, task: str | None, trust_remote_code: bool) -> nn.Module:
+    """The model to export: without `trust_remote_code` whatever `evit_hf.resolve` takes (a released model's name,
+    a folder, a Hub id); with it, transformers' remote code of a folder or Hub id, through Optimum."""
+    if not trust_remote_code:
+        from ..resolve import load_model
+
+        return load_model(path, task).model
     from transformers import AutoConfig
 
     task = task or _task_from_folder(path)
     if task is None:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=True)
         architectures = getattr(config, "architectures", None) or []
         names = {cls.__name__: t for t, cls in TASKS.items()}
         task = next((names[a] for a in architectures if a in names), None)
         if task is None:
             raise ValueError(f"Cannot infer the export task of {path}: pass task (one of {', '.join(TASKS)}).")
-    if trust_remote_code:
-        from optimum.exporters.tasks import TasksManager
+    from optimum.exporters.tasks import TasksManager
 
-        optimum_task = "feature-extraction" if task == "mask-generation" else task
-        return TasksManager.get_model_from_task(optimum_task, str(path), trust_remote_code=True,
-                                                library_name="transformers", framework="pt")
-    return TASKS[task].from_pretrained(path)
+    optimum_task = "feature-extraction" if task == "mask-generation" else task
+    return TasksManager.get_model_from_task(optimum_task, str(path), trust_remote_code=True,
+                                            library_name="transformers", framework="pt")
 
 
 def export_with_optimum(

@@ -26,17 +26,18 @@ import torch
 from torch import nn
 
 from .original import OriginalUnavailable, build_original
-from .placeholders import install_placeholders
+from .packages import REFERENCES_ENV, use_reference_packages
 
 _SAM_EPS = 1e-6  # the original zoo's norm eps for SAM (also its mask decoder's LayerNorms)
 
 
 def _efficientsam(module: str):
-    install_placeholders("torchvision")
+    use_reference_packages()
     try:
         return importlib.import_module(f"efficientsam.{module}")
     except ImportError as err:
-        raise OriginalUnavailable("the original generator needs `pip install --no-deps efficientsam`") from err
+        raise OriginalUnavailable(f"the original generator needs `pip install --no-deps --target DIR efficientsam` "
+                                  f"and ${REFERENCES_ENV}=DIR (`make test` installs it in .references)") from err
 
 
 def _copy_weights(target: nn.Module, ours: dict[str, torch.Tensor], rename: Callable, prefix: str = "") -> None:

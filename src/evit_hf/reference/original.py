@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 from torch import nn
 
+from .packages import REFERENCES_ENV, use_reference_packages
 from .placeholders import install_placeholders
 
 ORIGINAL_PATH_ENV = "EFFICIENTVIT_ORIGINAL"
@@ -98,8 +99,10 @@ def _sam_module() -> tuple[types.ModuleType, types.ModuleType, str]:
     try:
         return _import_original("sam"), importlib.import_module("efficientvit.models.nn.norm"), "mit-han-lab"
     except (OriginalUnavailable, ImportError) as err:
+        use_reference_packages()
         if importlib.util.find_spec("efficientsam") is None:
-            raise OriginalUnavailable(f"{err}; or `pip install --no-deps efficientsam` for SAM") from err
+            raise OriginalUnavailable(f"{err}; or, for SAM, `pip install --no-deps --target DIR efficientsam` and "
+                                      f"set ${REFERENCES_ENV}=DIR (`make test` installs it in .references)") from err
     install_placeholders("torchvision")
     sam = importlib.import_module("efficientsam.models.efficientvit.sam")
     return sam, importlib.import_module("efficientsam.models.nn.norm"), "efficientsam"

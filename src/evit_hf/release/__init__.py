@@ -15,11 +15,27 @@
 The `evit-hf release` command (`evit_hf.commands.release`) drives them.
 """
 
-from .builder import release_batch, release_checkpoint
-from .cards import render_card, write_cards
-from .catalog import DEFAULT_ORG, ORG_ENV, ReleaseTarget, all_targets, get_target, resolve_org, target_from_filename
-from .push import push_folder
-from .stats import ModelStats, compute_stats
+import importlib
+
+# Re-exports, imported on first use (PEP 562): `release.catalog` is data that `evit_hf.hub` and the `evit-hf models`
+# command read, and importing the builder and the cards here would pull torch into `evit-hf --help`.
+_HOMES = {
+    "release_batch": ".builder", "release_checkpoint": ".builder",
+    "render_card": ".cards", "write_cards": ".cards",
+    "DEFAULT_ORG": ".catalog", "ORG_ENV": ".catalog", "ReleaseTarget": ".catalog", "all_targets": ".catalog",
+    "get_target": ".catalog", "resolve_org": ".catalog", "target_from_filename": ".catalog",
+    "push_folder": ".push",
+    "ModelStats": ".stats", "compute_stats": ".stats",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ORG",

@@ -42,23 +42,28 @@ def release_checkpoint(
 ) -> Path:
     """Write the release folder of `variant` from `checkpoint` into `out`; returns `out`.
 
-    `checkpoint`: an original (or, with `timm`, a timm) checkpoint file; for super-resolution presets a saved
-    folder (None: the x2 checkpoint shipped in evit-hf, for `sr-light-x2`). `resolution`: classifiers only,
+    `checkpoint`: an original (or, with `timm`, a timm) checkpoint file (None: the authors' released file, or
+    timm's mirror, downloaded); for super-resolution presets a saved folder (None: the x2 checkpoint shipped in
+    evit-hf, for `sr-light-x2`). `resolution`: classifiers only,
     the checkpoint's evaluation resolution (default 224). `org` names the repo in the card's snippets.
     """
     target = get_target(variant, resolution)
     out = Path(out)
     if target.family == "sr":
         return release_sr_folder(target, checkpoint, out, org, overwrite)
-    if checkpoint is None:
-        raise ValueError(f"--checkpoint is required for {variant} (the original {target.original_file}).")
-    if not Path(checkpoint).is_file():
+    if checkpoint is not None and not Path(checkpoint).is_file():
         raise ValueError(f"Checkpoint {str(checkpoint)!r} does not exist or is not a file.")
     _prepare_out(out, overwrite)
-    from ..convert.folder import convert_to_folder
+    if checkpoint is None:  # the authors' released file, downloaded and converted once (`evit_hf.hub`)
+        from ..hub import prepare
+        from ..hub.catalog import released_for_target
 
-    convert_to_folder(variant, Path(checkpoint), out, timm=timm,
-                      resolution=target.resolution if target.family == "cls" else None)
+        shutil.copytree(prepare(released_for_target(target, timm)), out, dirs_exist_ok=True)
+    else:
+        from ..convert.folder import convert_to_folder
+
+        convert_to_folder(variant, Path(checkpoint), out, timm=timm,
+                          resolution=target.resolution if target.family == "cls" else None)
     (out / "README.md").write_text(render_card(target, compute_stats(target), org))
     return out
 

@@ -39,6 +39,9 @@ SR_RELEASED: tuple[str, ...] = ("sr-light-x2",)
 FAMILIES = ("cls", "seg", "sam", "sr")
 
 _HUB_BASE = "https://huggingface.co"
+# Family -> the original authors' Hub repo of its checkpoints (`original_file` names the file in it).
+_ORIGINAL_REPOS = {"cls": "han-cai/efficientvit-cls", "seg": "han-cai/efficientvit-seg",
+                   "sam": "mit-han-lab/efficientvit-sam"}
 _CHECKPOINT_FILES = (".pt", ".pth", ".safetensors")
 
 
@@ -81,11 +84,15 @@ class ReleaseTarget:
         return None
 
     @property
+    def original_repo(self) -> str | None:
+        """The Hub repo where the original authors publish that checkpoint (None for SR)."""
+        return _ORIGINAL_REPOS.get(self.family)
+
+    @property
     def original_url(self) -> str | None:
         """Where the original authors publish that checkpoint."""
-        hub_repo = {"cls": "han-cai/efficientvit-cls", "seg": "han-cai/efficientvit-seg",
-                    "sam": "mit-han-lab/efficientvit-sam"}.get(self.family)
-        return f"{_HUB_BASE}/{hub_repo}/resolve/main/{self.original_file}" if hub_repo else None
+        repo = self.original_repo
+        return f"{_HUB_BASE}/{repo}/resolve/main/{self.original_file}" if repo else None
 
     def repo_id(self, org: str | None = None) -> str:
         return f"{resolve_org(org)}/{self.name}"

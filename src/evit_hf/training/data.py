@@ -27,8 +27,10 @@ SYNTHETIC = "synthetic"
 
 
 def default_cache_dir() -> Path:
-    """Where built-in datasets are generated: `$EVIT_HF_HOME` or `~/.cache/evit_hf`."""
-    return Path(os.environ.get("EVIT_HF_HOME", Path.home() / ".cache" / "evit_hf"))
+    """Where built-in datasets are generated: `$EVIT_HF_HOME` or `~/.cache/evit_hf` (beside the converted models)."""
+    from ..hub.cache import evit_hf_home
+
+    return evit_hf_home()
 
 
 def builtin_dataset_dir(name: str) -> Path:

@@ -43,6 +43,16 @@ TOKEN_MIXER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def backbone_stage_names(num_stages: int) -> list[str]:
+    """transformers' backbone stage names: the stem (the first, stride-2 stage), then `stage1` ... `stageN`."""
+    return ["stem"] + [f"stage{i}" for i in range(1, num_stages)]
+
+
+def renamed_stages(names: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Stage names with the stem's former name `stage0` (configs saved before the backbone names) as `stem`."""
+    return None if names is None else ["stem" if name == "stage0" else name for name in names]
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -287,7 +297,7 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         num_channels (`int`, *optional*, defaults to 3):
             Channels of the input image.
         widths (`list[int]`):
-            Output channels of every stage; stage 0 is the stem (stride 2), stage `i` has stride `2**(i+1)`.
+            Output channels of every stage; the first is the stem (stride 2), stage `i` has stride `2**(i+1)`.
         depths (`list[int]`):
             Number of stride-1 blocks in each stage, after the stage's downsampling block (the stem
             convolution for stage 0).
@@ -318,7 +328,7 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         drop_path_rate (`float`, *optional*, defaults to 0.0):
             Stochastic depth on residual blocks, growing linearly with depth (training only).
         segmentation_in_features (`list[str]`, *optional*, defaults to the last three stages):
-            Stages the segmentation head reads, from the coarsest to the finest.
+            Stages the segmentation head reads (names as `out_features`), from the coarsest to the finest.
         segmentation_head_width (`int`, *optional*, defaults to 64):
             Channels of the segmentation head.
         segmentation_head_depth (`int`, *optional*, defaults to 3):
@@ -342,7 +352,9 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
             fp32 rounding; training mode always runs the plain graph; `state_dict` is the same either way.
             `model.set_inference_optimizations(False)` switches it off at run time.
         out_features (`list[str]`, *optional*):
-            Backbone outputs by stage name (`"stage0"` ... ); defaults to the last stage.
+            Backbone outputs by stage name, transformers' backbone names: `"stem"` (stride 2), `"stage1"` ...
+            `"stageN"` (stride `2**(N+1)`); defaults to the last stage. `"stage0"`, the stem's name in configs
+            saved before, is read as `"stem"`.
         out_indices (`list[int]`, *optional*):
             Backbone outputs by stage index.
     """
@@ -392,10 +404,10 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         self.classifier_dropout = classifier_dropout
         self.drop_path_rate = drop_path_rate
         num_stages = len(self.widths)
-        self.stage_names = [f"stage{i}" for i in range(num_stages)]
+        self.stage_names = backbone_stage_names(num_stages)
         if segmentation_in_features is None:
             segmentation_in_features = self.stage_names[-1:-4:-1] if num_stages >= 3 else self.stage_names[::-1]
-        self.segmentation_in_features = list(segmentation_in_features)
+        self.segmentation_in_features = renamed_stages(segmentation_in_features)
         self.segmentation_head_width = segmentation_head_width
         self.segmentation_head_depth = segmentation_head_depth
         self.segmentation_head_block = segmentation_head_block
@@ -406,11 +418,26 @@ class EfficientViTConfig(TokenMixerFieldsMixin, PresetsMixin, BackboneConfigMixi
         self.initializer_range = initializer_range
         self.optimize_inference = bool(optimize_inference)
         self._validate()
-        # The property setters align features and indices on transformers 4.57 and 5.x alike.
-        if out_indices is not None and out_features is None:
-            self.out_indices = list(out_indices)
-        else:
-            self.out_features = out_features
+        self._set_backbone_outputs(renamed_stages(out_features),
+                                   list(out_indices) if out_indices is not None else None)
+
+    def _set_backbone_outputs(self, out_features: list[str] | None, out_indices: list[int] | None) -> None:
+        """Align `out_features` and `out_indices` (either may be None; both must name the same stages)."""
+        if hasattr(BackboneConfigMixin, "set_output_features_output_indices"):  # transformers >= 5
+            self.set_output_features_output_indices(out_features=out_features, out_indices=out_indices)
+        else:  # transformers 4.57
+            from transformers.utils.backbone_utils import get_aligned_output_features_output_indices
+
+            self._out_features, self._out_indices = get_aligned_output_features_output_indices(
+                out_features=out_features, out_indices=out_indices, stage_names=self.stage_names)
+
+    @property
+    def out_features(self) -> list[str]:
+        return self._out_features
+
+    @out_features.setter
+    def out_features(self, out_features: list[str] | None) -> None:
+        self._set_backbone_outputs(renamed_stages(out_features), None)
 
     def _validate(self) -> None:
         n = len(self.widths)
@@ -466,4 +493,6 @@ __all__ = [
     "TOKEN_MIXER_DEFAULTS",
     "PresetsMixin",
     "TokenMixerFieldsMixin",
+    "backbone_stage_names",
+    "renamed_stages",
 ]

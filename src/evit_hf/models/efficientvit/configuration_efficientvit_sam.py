@@ -19,7 +19,7 @@ try:  # transformers >= 5
 except ImportError:  # transformers 4.57
     from transformers import PretrainedConfig as PreTrainedConfig
 
-from .configuration_efficientvit import PRESETS, EfficientViTConfig, PresetsMixin
+from .configuration_efficientvit import PRESETS, EfficientViTConfig, PresetsMixin, renamed_stages
 
 # Every norm of the released EfficientViT-SAM models (BatchNorm, LayerNorm2d and the mask decoder's
 # LayerNorms) uses this epsilon (the original model zoo calls `set_norm_eps(model, 1e-6)`).
@@ -93,7 +93,7 @@ def _fill_neck_defaults(config: EfficientViTConfig) -> None:
             setattr(config, name, copy.deepcopy(default))
     if config.neck_in_features is None or not config.neck_in_features:
         config.neck_in_features = config.stage_names[-1:-4:-1]
-    config.neck_in_features = list(config.neck_in_features)
+    config.neck_in_features = renamed_stages(config.neck_in_features)
     unknown = [name for name in config.neck_in_features if name not in config.stage_names]
     if unknown:
         raise ValueError(

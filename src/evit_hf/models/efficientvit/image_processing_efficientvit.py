@@ -25,6 +25,10 @@ class EfficientViTImageProcessor(PilBackend):
     Images may be PIL images, numpy arrays or tensors; grayscale and RGBA inputs are converted to RGB.
     """
 
+    # `save_pretrained` writes the `auto_map` and this file (with the files it imports) into the folder, so
+    # that `AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)` works where evit-hf is not installed.
+    _auto_class = "AutoImageProcessor"
+
     model_input_names = ["pixel_values"]
     resample = PILImageResampling.BICUBIC
     image_mean = list(IMAGENET_DEFAULT_MEAN)

@@ -94,6 +94,10 @@ class EfficientViTSamImageProcessor(SamImageProcessorPil):
     the 1024 prompt frame for every variant.
     """
 
+    # `save_pretrained` writes the `auto_map` and this file (with the files it imports) into the folder, so
+    # that `AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)` works where evit-hf is not installed.
+    _auto_class = "AutoImageProcessor"
+
     encoder_size = 1024
     valid_kwargs = EfficientViTSamImageProcessorKwargs
 

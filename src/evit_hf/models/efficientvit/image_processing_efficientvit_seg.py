@@ -116,6 +116,10 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
     images are converted to RGB.
     """
 
+    # `save_pretrained` writes the `auto_map` and this file (with the files it imports) into the folder, so
+    # that `AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)` works where evit-hf is not installed.
+    _auto_class = "AutoImageProcessor"
+
     valid_kwargs = EfficientViTSegImageProcessorKwargs
     model_input_names = ["pixel_values"]
     resample = PILImageResampling.BICUBIC

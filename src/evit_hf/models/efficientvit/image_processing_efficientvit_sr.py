@@ -60,6 +60,10 @@ class EfficientViTSRImageProcessor(PilBackend):
             The multiple used by `do_pad`. `pad_size=N` (Swin2SR's legacy name) sets it and turns `do_pad` on.
     """
 
+    # `save_pretrained` writes the `auto_map` and this file (with the files it imports) into the folder, so
+    # that `AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)` works where evit-hf is not installed.
+    _auto_class = "AutoImageProcessor"
+
     valid_kwargs = EfficientViTSRImageProcessorKwargs
     model_input_names = ["pixel_values"]
     do_resize = False

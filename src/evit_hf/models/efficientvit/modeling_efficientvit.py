@@ -2,8 +2,9 @@
 
 Owns the EfficientViT block (a token mixer then an MBConv, both residual), the stage and the encoder that stack
 the blocks from an `EfficientViTConfig`, input validation, the glue every model of the family shares
-(`EfficientViTFamilyMixin`: pixel input, the original's init and, through `RemoteCodeMixin`, saved folders that
-carry this package; `InferenceOptimizationMixin`: `config.optimize_inference` installs the fast path;
+(`EfficientViTFamilyMixin`: pixel input, the original's init, gradient checkpointing, the stem as the input
+embeddings and, through `RemoteCodeMixin`, saved folders that carry this package; `InferenceOptimizationMixin`:
+`config.optimize_inference` installs the fast path;
 `model_output`: transformers' `return_dict` convention) and the `PreTrainedModel` classes `EfficientViTModel`,
 `EfficientViTBackbone` and `EfficientViTForImageClassification`.
 Imports only torch/transformers and sibling files, so it travels in `trust_remote_code` folders.
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BackboneOutput,
     BaseModelOutputWithPoolingAndNoAttention,
@@ -40,6 +44,7 @@ from .modeling_efficientvit_blocks import (
     MBConv,
     ResidualBlock,
     capturing_graph,
+    checkpoint_keeping_batchnorm_statistics,
     get_activation,
     plain_layout,
 )
@@ -193,13 +198,43 @@ class RemoteCodeMixin:
 
 class EfficientViTFamilyMixin(RemoteCodeMixin):
     """What every `PreTrainedModel` of the family shares: pixel input, the original's training init
-    (`init_module_weights`) and saved folders that carry this package (`RemoteCodeMixin`)."""
+    (`init_module_weights`), gradient checkpointing, the stem as the input embeddings, saved folders that carry
+    this package (`RemoteCodeMixin`) and `from_pretrained` of released models by name (`pretrained_name_hook`)."""
 
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    # Units: every conv block and token mixer (`ConvBlock`, `TokenMixer`) and SAM's two-way decoder blocks.
+    supports_gradient_checkpointing = True
+    # Installed from outside (`import evit_hf`: `evit_hf.hub.released_folder`): name -> local folder for names the
+    # Hub does not serve in this format (a released model such as "efficientvit-sam-xl1", whose weights are the
+    # authors' checkpoint, converted on first use), None for other names. Unset in a remote-code copy.
+    pretrained_name_hook: ClassVar[Callable[[str], str | None] | None] = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        hook = EfficientViTFamilyMixin.pretrained_name_hook
+        if hook is not None and isinstance(pretrained_model_name_or_path, str):
+            pretrained_model_name_or_path = hook(pretrained_model_name_or_path) or pretrained_model_name_or_path
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         init_module_weights(module, self.config.initializer_range)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The stem convolution, the first layer to see the pixels (a vision model's input embeddings, as SAM's
+        patch embedding: `enable_input_require_grads`, which PEFT calls, hooks its output)."""
+        return next(module for module in self.modules() if isinstance(module, nn.Conv2d))
+
+    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func: Callable = checkpoint,
+                                    **kwargs) -> None:
+        """transformers' switch (`gradient_checkpointing_enable()` / `_disable()`), with every unit recomputing
+        without a second BatchNorm statistics update (`checkpoint_keeping_batchnorm_statistics`)."""
+        super()._set_gradient_checkpointing(enable=enable, gradient_checkpointing_func=gradient_checkpointing_func,
+                                            **kwargs)
+        for module in self.modules():
+            if isinstance(module, GradientCheckpointingLayer):
+                module._gradient_checkpointing_func = checkpoint_keeping_batchnorm_statistics(
+                    gradient_checkpointing_func, module)
 
 
 class InferenceOptimizationMixin:
@@ -269,7 +304,7 @@ class EfficientViTModel(EfficientViTPreTrainedModel):
         """
         Args:
             pixel_values: (batch, channels, height, width) normalised images.
-            output_hidden_states: also return every stage's feature map (stage0 ... stageN).
+            output_hidden_states: also return every stage's feature map (stem, stage1 ... stageN).
 
         Returns:
             `last_hidden_state` (the last stage), `pooler_output` (its spatial mean, (batch, channels)) and

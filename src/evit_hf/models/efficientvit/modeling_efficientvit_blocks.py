@@ -1,24 +1,28 @@
 """EfficientViT's building blocks: what every model of the family is assembled from.
 
 Owns the activations and norms a config names, `ConvNormAct` (conv -> norm -> activation), the convolutional
-blocks (`DSConv`, `MBConv`, `FusedMBConv`, `ResBlock`) on a common `ResidualBlock`, `DropPath`, the fp32 island
+blocks (`DSConv`, `MBConv`, `FusedMBConv`, `ResBlock`) on a common `ResidualBlock`, each one a unit of gradient
+checkpointing (`ConvBlock`, with `checkpoint_keeping_batchnorm_statistics`), `DropPath`, the fp32 island
 (`autocast_disabled`: attention and resizing run in fp32 with autocast off), memory-format helpers, bicubic
 resizing (including the exact bicubic-as-conv that export graphs use), and the two tests for "a graph is being
 recorded": `capturing_graph` (tracing, ONNX export, torch.export, torch.compile) and its export subset
 `exporting_graph` (all but torch.compile).
 
 Every forward here is the plain computation; the CPU fast path (`modeling_efficientvit_fastpath.py`) is
-installed onto these modules from outside. Imports only torch, so it travels in `trust_remote_code` folders.
+installed onto these modules from outside. Imports only torch and transformers' `GradientCheckpointingLayer`, so
+it travels in `trust_remote_code` folders.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 
 def exporting_graph() -> bool:
@@ -174,7 +178,57 @@ class ResidualBlock(nn.Module):
         return self.add_residual(x, self.drop_path(out)) if self.residual else out
 
 
-class DSConv(ResidualBlock):
+class ConvBlock(GradientCheckpointingLayer, ResidualBlock):
+    """Base of the convolutional blocks: a residual block that is one unit of gradient checkpointing.
+
+    With `model.gradient_checkpointing_enable()` (transformers' `GradientCheckpointingLayer`) a training forward
+    keeps only each block's input and recomputes its activations in the backward pass. The token mixers are
+    units too, so an EfficientViT block (a mixer then an MBConv) is two units and no unit is nested in another.
+    """
+
+
+@contextlib.contextmanager
+def _batchnorm_statistics_frozen(norms: list[nn.modules.batchnorm._BatchNorm]):
+    """Training-mode BatchNorms that normalise with the batch statistics but leave their running statistics as
+    they are: momentum 0 makes the in-place update `(1 - 0) * running + 0 * batch`, the same values (the buffers
+    cannot be restored by copying: autograd saved them at their current version), and the batch count is put
+    back."""
+    saved = [(norm, norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, momentum, count in saved:
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
+
+
+def checkpoint_keeping_batchnorm_statistics(checkpoint: Callable, layer: nn.Module) -> Callable:
+    """`checkpoint` (torch's checkpoint with the model's settings) for `layer`, recomputing the layer's forward in
+    the backward pass without updating its BatchNorm running statistics a second time: a checkpointed training
+    step leaves the running statistics of a plain one (torch's checkpoint alone would apply the momentum twice)."""
+    norms = [m for m in layer.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return checkpoint
+
+    def checkpoint_layer(function: Callable, *args, **kwargs):
+        runs = 0
+
+        def run(*run_args, **run_kwargs):
+            nonlocal runs
+            runs += 1
+            if runs == 1:  # the forward pass
+                return function(*run_args, **run_kwargs)
+            with _batchnorm_statistics_frozen(norms):  # the recomputation
+                return function(*run_args, **run_kwargs)
+
+        return checkpoint(run, *args, **kwargs)
+
+    return checkpoint_layer
+
+
+class DSConv(ConvBlock):
     """Depthwise-separable conv: depthwise kxk (BN, act) -> pointwise 1x1 (BN)."""
 
     def __init__(self, in_channels, out_channels, stride=1, act="hardswish", norm_eps=1e-5,
@@ -188,7 +242,7 @@ class DSConv(ResidualBlock):
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
-class MBConv(ResidualBlock):
+class MBConv(ConvBlock):
     """Inverted bottleneck: 1x1 expand (act) -> depthwise kxk (act) -> 1x1 project (BN).
 
     With `fewer_norm` the first two convs have a bias and no BatchNorm (the original's "fewer_norm").
@@ -213,7 +267,7 @@ class MBConv(ResidualBlock):
         return self.pointwise_conv(self.depthwise_conv(self.expand_conv(x)))
 
 
-class FusedMBConv(ResidualBlock):
+class FusedMBConv(ConvBlock):
     """Fused inverted bottleneck: kxk expand (act) -> 1x1 project (BN)."""
 
     def __init__(self, in_channels, out_channels, stride=1, expand_ratio=4.0, fewer_norm=False,
@@ -228,7 +282,7 @@ class FusedMBConv(ResidualBlock):
         return self.pointwise_conv(self.spatial_conv(x))
 
 
-class ResBlock(ResidualBlock):
+class ResBlock(ConvBlock):
     """Two kxk convs: conv1 (act) -> conv2 (BN)."""
 
     def __init__(self, in_channels, out_channels, stride=1, expand_ratio=1.0, fewer_norm=False,
@@ -244,7 +298,7 @@ class ResBlock(ResidualBlock):
 
 
 # Block types of the config's `block_types` that are plain conv blocks (stride-1 blocks and downsampling).
-CONV_BLOCKS: dict[str, type[ResidualBlock]] = {"mb": MBConv, "fmb": FusedMBConv, "res": ResBlock}
+CONV_BLOCKS: dict[str, type[ConvBlock]] = {"mb": MBConv, "fmb": FusedMBConv, "res": ResBlock}
 
 
 # ------------------------------------------------------------------------------------------------ resizing
@@ -329,6 +383,7 @@ def bicubic_upscale(pixel_values: torch.Tensor, scale: int) -> torch.Tensor:
 
 __all__ = [
     "CONV_BLOCKS",
+    "ConvBlock",
     "ConvNormAct",
     "DSConv",
     "DropPath",
@@ -341,6 +396,7 @@ __all__ = [
     "autocast_disabled",
     "bicubic_upscale",
     "capturing_graph",
+    "checkpoint_keeping_batchnorm_statistics",
     "exporting_graph",
     "get_activation",
     "get_norm",

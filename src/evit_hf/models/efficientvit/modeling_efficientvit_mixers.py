@@ -6,8 +6,9 @@ multi-head attention, the baseline of the EfficientViT paper), `HyenaMixer` (gat
 implicit 2-D filters, applied with FFTs), `RetentionMixer` (RetNet-style retention with a per-head
 Manhattan-distance decay), their functional cores, `TOKEN_MIXER_CLASSES` (`config.token_mixer` -> class) and
 `build_token_mixer`. Every mixer maps (B, C, H, W) to (B, C, H, W) for any H and W, computes its global mixing
-in fp32 with autocast off, keeps its input's memory format and ends with a 1x1 `ConvNormAct` projection.
-Imports only torch and sibling files, so it travels in `trust_remote_code` folders.
+in fp32 with autocast off, keeps its input's memory format and ends with a 1x1 `ConvNormAct` projection; each
+mixer is a unit of gradient checkpointing. Imports only torch, transformers' `GradientCheckpointingLayer` and
+sibling files, so it travels in `trust_remote_code` folders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_efficientvit import TOKEN_MIXERS
 from .modeling_efficientvit_blocks import ConvNormAct, autocast_disabled, layout_like
@@ -37,9 +39,10 @@ def _projection(in_channels: int, out_channels: int, norm_eps: float, norm_type:
                        norm_eps=norm_eps, norm_type=norm_type or "batchnorm")
 
 
-class TokenMixer(nn.Module):
+class TokenMixer(GradientCheckpointingLayer):
     """Base of the token mixers: `from_config` builds one for `channels` in and out from a config's
-    token-mixer fields (`TokenMixerFieldsMixin`) and `norm_eps`."""
+    token-mixer fields (`TokenMixerFieldsMixin`) and `norm_eps`. A mixer is one unit of gradient checkpointing
+    (`model.gradient_checkpointing_enable()`), like the convolutional blocks (`ConvBlock`)."""
 
     @classmethod
     def from_config(cls, channels: int, config: Any, norm_type: str | None = "batchnorm") -> TokenMixer:

@@ -2,24 +2,30 @@
 
 Owns the SAM neck (`EfficientViTSamNeck`), the image encoder (`EfficientViTSamVisionEncoder`: backbone ->
 neck -> LayerNorm, giving (batch, 256, 64, 64) embeddings) and `EfficientViTSamModel`, which reuses
-transformers' `SamPromptEncoder`, `SamMaskDecoder` and `SamPositionalEmbedding` unchanged and has the
-interface of transformers' `SamModel` (so `SamProcessor` and the `mask-generation` pipeline work).
+transformers' `SamPromptEncoder`, `SamMaskDecoder` and `SamPositionalEmbedding` and has the interface of
+transformers' `SamModel` (so `SamProcessor` and the `mask-generation` pipeline work, and so does code written
+for `SamModel`: a call without prompts, `output_hidden_states`, `output_attentions`). The decoder's two-way
+blocks are `EfficientViTSamTwoWayAttentionBlock`s, transformers' block as a unit of gradient checkpointing.
 Imports only torch/transformers and sibling files, so it travels in `trust_remote_code` folders.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.models.sam.modeling_sam import (
     SamImageSegmentationOutput,
     SamLayerNorm,
     SamMaskDecoder,
     SamPositionalEmbedding,
     SamPromptEncoder,
+    SamTwoWayAttentionBlock,
 )
 
 from .configuration_efficientvit import EfficientViTConfig
@@ -97,6 +103,31 @@ class EfficientViTSamVisionEncoder(nn.Module):
         return plain_layout(self.layer_norm(self.neck(self.backbone(pixel_values))))
 
 
+class EfficientViTSamTwoWayAttentionBlock(GradientCheckpointingLayer, SamTwoWayAttentionBlock):
+    """transformers' two-way attention block of SAM's mask decoder (same parameters and computation), as a unit of
+    gradient checkpointing. The decoder calls its blocks with keyword arguments, which reentrant checkpointing (the
+    default of transformers 4.57) would not differentiate, so they are passed on positionally."""
+
+    def __call__(self, queries: torch.Tensor, keys: torch.Tensor, query_point_embedding: torch.Tensor,
+                 key_point_embedding: torch.Tensor, attention_similarity: torch.Tensor | None = None, **kwargs):
+        return super().__call__(queries, keys, query_point_embedding, key_point_embedding, attention_similarity,
+                                **kwargs)
+
+
+@contextlib.contextmanager
+def recorded_outputs(modules: list[nn.Module], select: Callable) -> Iterator[list]:
+    """The outputs of `modules` (`select(output)` of each call) while the context is open, in call order (as
+    transformers' `OutputRecorder` collects `SamModel`'s)."""
+    records: list = []
+    handles = [module.register_forward_hook(lambda _module, _args, output: records.append(select(output)))
+               for module in modules]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, EfficientViTFamilyMixin, PreTrainedModel):
     """Weight initialisation and loading glue of EfficientViT-SAM."""
 
@@ -107,7 +138,7 @@ class EfficientViTSamPreTrainedModel(InferenceOptimizationMixin, EfficientViTFam
     }
     config_class = EfficientViTSamConfig
     base_model_prefix = "efficientvit_sam"
-    _no_split_modules = ["EfficientViTStage", "SamTwoWayAttentionBlock"]
+    _no_split_modules = ["EfficientViTStage", "EfficientViTSamTwoWayAttentionBlock"]
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -124,7 +155,7 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
     """EfficientViT-SAM with the interface of transformers' `SamModel`.
 
     `vision_encoder` (EfficientViT) makes the image embeddings; `shared_image_embedding` (SAM's random-Fourier
-    positional encoding, shared with the prompt encoder), `prompt_encoder` and `mask_decoder` are
+    positional encoding, its matrix tied to the prompt encoder's), `prompt_encoder` and `mask_decoder` are
     transformers' SAM modules. Point and box prompts are in the `config.prompt_image_size` (1024) frame for
     every variant, also when the encoder input is 512 pixels; masks come out at 4x the embedding size (256).
     """
@@ -144,20 +175,25 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
         self.prompt_encoder = SamPromptEncoder(
             SimpleNamespace(vision_config=positional, prompt_encoder_config=config.prompt_encoder_config)
         )
-        # One positional matrix serves the image grid and the prompts (tied; one module on every version).
-        self.prompt_encoder.shared_embedding = self.shared_image_embedding
         # SamMaskDecoder is not a PreTrainedModel; hand it the attention implementation (as SamModel does).
         config.mask_decoder_config._attn_implementation = config._attn_implementation
         self.mask_decoder = SamMaskDecoder(config.mask_decoder_config)
+        transformer = self.mask_decoder.transformer
+        transformer.layers = nn.ModuleList(  # as SamTwoWayTransformer builds them
+            EfficientViTSamTwoWayAttentionBlock(config.mask_decoder_config, skip_first_layer_pe=i == 0)
+            for i in range(len(transformer.layers))
+        )
         # transformers builds the final token-to-image LayerNorm with torch's default eps (1e-5); the original
         # sets every mask-decoder norm to `layer_norm_eps` (1e-6).
-        self.mask_decoder.transformer.layer_norm_final_attn.eps = config.mask_decoder_config.layer_norm_eps
-        self.post_init()
+        transformer.layer_norm_final_attn.eps = config.mask_decoder_config.layer_norm_eps
+        self.post_init()  # ties the positional matrices
 
-    def get_input_embeddings(self) -> nn.Module:
-        """The stem stage that turns pixels into the first feature map (as `SamModel` returns its patch embedding;
-        PEFT asks for it)."""
-        return self.vision_encoder.backbone.stages[0]
+    def _tie_weights(self) -> None:
+        """One positional matrix serves the image grid and the prompts: the prompt encoder's is the same parameter
+        as `shared_image_embedding`'s. transformers 5 ties `_tied_weights_keys` itself (after loading, not while
+        it builds the model on the meta device), 4.57 calls this hook. The modules stay two, as in `SamModel`, so
+        that a checkpoint without the matrix loads as `SamModel`'s does."""
+        self.prompt_encoder.shared_embedding.positional_embedding = self.shared_image_embedding.positional_embedding
 
     def get_image_wide_positional_embeddings(self) -> torch.Tensor:
         """Positional encoding of every embedding pixel centre, (1, hidden, size, size)."""
@@ -202,8 +238,6 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
             return
         if input_labels is not None and input_points is None:
             raise ValueError("`input_labels` were given without `input_points`.")
-        if input_points is None and input_boxes is None and input_masks is None:
-            raise ValueError("Give at least one prompt: `input_points`, `input_boxes` or `input_masks`.")
         side = 4 * self.config.prompt_encoder_config.image_embedding_size
         shapes = {  # name: (tensor, expected rank, expected trailing shape, layout for the error)
             "input_points": (input_points, 4, (2,), "(batch_size, point_batch_size, points_per_mask, 2)"),
@@ -236,6 +270,8 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
         multimask_output: bool = True,
         attention_similarity: torch.Tensor | None = None,
         target_embedding: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SamImageSegmentationOutput | tuple:
@@ -249,15 +285,29 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
             input_masks: (batch, 1, 256, 256) low-res mask logits from an earlier prediction.
             image_embeddings: (batch, 256, 64, 64) from `get_image_embeddings`, instead of `pixel_values`.
             multimask_output: three masks per prompt (True) or the single best-guess mask (False).
+            output_attentions: also return `mask_decoder_attentions`, the output of each two-way block's
+                image-to-token attention (what `SamModel` returns). The EfficientViT encoder's linear attention
+                forms no attention matrix: `vision_attentions` stays None.
+            output_hidden_states: also return `vision_hidden_states`, the encoder's stage feature maps (stem,
+                stage1 ... stageN); with `pixel_values` only.
+
+        Without any prompt the model predicts from the image alone (one prompt set per image), as `SamModel`.
 
         Returns:
             `pred_masks` (batch, point_batch_size, num_masks, 256, 256) low-res mask logits and `iou_scores`
-            (batch, point_batch_size, num_masks).
+            (batch, point_batch_size, num_masks), and the optional outputs above.
         """
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("Give exactly one of `pixel_values` and `image_embeddings`.")
+        vision_hidden_states = None
         if pixel_values is not None:
-            image_embeddings = self.vision_encoder(pixel_values)
+            stages = self.vision_encoder.backbone.stages if output_hidden_states else []
+            with recorded_outputs(list(stages), plain_layout) as features:
+                image_embeddings = self.vision_encoder(pixel_values)
+            vision_hidden_states = tuple(features) if output_hidden_states else None
         elif image_embeddings.ndim != 4:
             raise ValueError(
                 f"`image_embeddings` must be (batch, channels, height, width), got shape "
@@ -275,24 +325,33 @@ class EfficientViTSamModel(EfficientViTSamPreTrainedModel):
             input_boxes=input_boxes,
             input_masks=input_masks,
         )
-        if dense_embeddings.shape[0] != batch_size:  # masks only: the prompt encoder assumes one image
+        if dense_embeddings.shape[0] != batch_size:  # masks only or no prompt: the prompt encoder assumes one image
             dense_embeddings = dense_embeddings.expand(batch_size, -1, -1, -1)
-        pred_masks, iou_scores = self.mask_decoder(
-            image_embeddings=image_embeddings,
-            image_positional_embeddings=image_positional_embeddings,
-            sparse_prompt_embeddings=sparse_embeddings,
-            dense_prompt_embeddings=dense_embeddings,
-            multimask_output=multimask_output,
-            attention_similarity=attention_similarity,
-            target_embedding=target_embedding,
+        blocks = self.mask_decoder.transformer.layers if output_attentions else []
+        with recorded_outputs(list(blocks), lambda output: output[2]) as decoder_attentions:
+            pred_masks, iou_scores = self.mask_decoder(
+                image_embeddings=image_embeddings,
+                image_positional_embeddings=image_positional_embeddings,
+                sparse_prompt_embeddings=sparse_embeddings,
+                dense_prompt_embeddings=dense_embeddings,
+                multimask_output=multimask_output,
+                attention_similarity=attention_similarity,
+                target_embedding=target_embedding,
+            )
+        output = SamImageSegmentationOutput(
+            iou_scores=iou_scores,
+            pred_masks=pred_masks,
+            vision_hidden_states=vision_hidden_states,
+            mask_decoder_attentions=tuple(decoder_attentions) if output_attentions else None,
         )
-        output = SamImageSegmentationOutput(iou_scores=iou_scores, pred_masks=pred_masks)
-        return model_output(output, return_dict, self.config)
+        return model_output(output, return_dict, config)
 
 
 __all__ = [
     "EfficientViTSamModel",
     "EfficientViTSamNeck",
     "EfficientViTSamPreTrainedModel",
+    "EfficientViTSamTwoWayAttentionBlock",
     "EfficientViTSamVisionEncoder",
+    "recorded_outputs",
 ]

@@ -6,15 +6,29 @@ prompts against its original size (`EfficientViTSamImageProcessor.validate_promp
 `ValueError` instead.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: transformers reads the kwargs TypedDict's annotations as classes.
 from typing import Any
 
 from transformers import SamProcessor
+from transformers.models.sam.processing_sam import SamProcessorKwargs
+
+from .image_processing_efficientvit_sam import EfficientViTSamImageProcessorKwargs
+
+
+class EfficientViTSamProcessorKwargs(SamProcessorKwargs, total=False):
+    """`SamProcessor`'s keyword arguments, the image ones being EfficientViT-SAM's (`encoder_size` too)."""
+
+    images_kwargs: EfficientViTSamImageProcessorKwargs
 
 
 class EfficientViTSamProcessor(SamProcessor):
     """A `SamProcessor` for EfficientViT-SAM that rejects prompts the model cannot use."""
+
+    # `save_pretrained` writes the `auto_map` and this file (with the files it imports) into the folder, so
+    # that `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works where evit-hf is not installed.
+    _auto_class = "AutoProcessor"
+
+    valid_processor_kwargs = EfficientViTSamProcessorKwargs
 
     def __call__(
         self,
@@ -42,4 +56,4 @@ class EfficientViTSamProcessor(SamProcessor):
         return encoding
 
 
-__all__ = ["EfficientViTSamProcessor"]
+__all__ = ["EfficientViTSamProcessor", "EfficientViTSamProcessorKwargs"]

@@ -88,6 +88,53 @@ def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
     assert result.shape == original.shape and (result != original).any()
 
 
+def test_sam_cli_everything_json_and_default_grid(tiny_folder, image_path, tmp_path, capsys):
+    """--json writes segment-anything's records of the drawn masks; the default grid is the library's (the app's:
+    tests/test_app.py)."""
+    import json
+
+    from evit_hf.cli import build_parser
+    from evit_hf.predict import DEFAULT_POINTS_PER_SIDE
+    from evit_hf.predict.masks import rle_to_mask
+
+    args = build_parser().parse_args(["sam", image_path, "--everything", "--model", tiny_folder])
+    assert args.points_per_side == DEFAULT_POINTS_PER_SIDE == 32
+    records_path = tmp_path / "masks.json"
+    argv = ["sam", image_path, "--everything", "--points-per-side", "3", "--pred-iou-thresh=-1e9",
+            "--stability-score-thresh=-1e9", "--model", tiny_folder, "--out", str(tmp_path / "e.png"),
+            "--json", str(records_path), "--quiet"]
+    assert main(argv) == 0
+    assert f"wrote {records_path}" in capsys.readouterr().out
+    records = json.loads(records_path.read_text())
+    assert records and all(r["segmentation"]["size"] == [HEIGHT, WIDTH] for r in records)
+    for record in records:
+        mask = rle_to_mask(record["segmentation"])
+        assert mask.sum() == record["area"] and {"predicted_iou", "stability_score", "bbox"} <= record.keys()
+
+
+def test_sam_cli_several_boxes(tiny_folder, image_path, tmp_path, capsys):
+    """Several --box prompts: one mask each, in one batched call, equal to prompting each box alone."""
+    import json
+
+    from evit_hf.predict.masks import rle_to_mask
+
+    boxes = [[30.0, 20.0, 130.0, 140.0], [5.0, 60.0, 90.0, 150.0]]
+    records_path = tmp_path / "boxes.json"
+    argv = ["sam", image_path, "--box", *map(str, boxes[0]), "--box", *map(str, boxes[1]), "--model", tiny_folder,
+            "--out", str(tmp_path / "b.png"), "--json", str(records_path)]
+    assert main(argv) == 0
+    assert "2 masks, one per box" in capsys.readouterr().out
+    records = json.loads(records_path.read_text())
+    from evit_hf.predict import SamPredictor
+    from evit_hf.resolve import load_model
+
+    predictor = SamPredictor(*load_model(tiny_folder, "mask-generation")[:2])
+    predictor.set_image(Image.open(image_path).convert("RGB"))
+    for box, record in zip(boxes, records, strict=True):
+        alone = predictor.predict(box=box, multimask_output=False).masks[0].numpy()
+        assert (rle_to_mask(record["segmentation"]) != alone).mean() < 1e-3
+
+
 def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
     out = tmp_path / "preset.png"
     with pytest.warns(UserWarning, match="random weights"):

@@ -187,17 +187,6 @@ def _timed(fn: Callable[[], object], embedding: list[torch.nn.Module], decoder: 
             "postprocess_ms": total - timers[0].ms - timers[1].ms}
 
 
-class _Encoder(torch.nn.Module):
-    """`get_image_embeddings` as a module, so a forward hook can time it."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model.vision_encoder(pixel_values)
-
-
 def _pipeline_run(model, processor, image, points_per_side: int, points_per_batch: int) -> dict:
     """transformers' stock `MaskGenerationPipeline` (not the class evit-hf registers for the task)."""
     from transformers.pipelines.mask_generation import MaskGenerationPipeline

@@ -73,15 +73,16 @@ def _meta_modules(config) -> tuple[nn.Module, nn.Module]:
     return prompt_encoder, mask_decoder
 
 
-class _Encoder(nn.Module):
-    """An evit-hf model's image encoder as the original's `image_encoder` (pixels -> embeddings)."""
+class SamEncoder(nn.Module):
+    """An EfficientViT-SAM model's image encoder as a module of pixels (`get_image_embeddings`): the original's
+    `image_encoder` interface."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, sam_model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.sam = sam_model
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model.get_image_embeddings(pixel_values)
+        return self.sam.get_image_embeddings(pixel_values)
 
 
 def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -116,7 +117,7 @@ def original_model(model: nn.Module, processor, variant: str | None = None) -> n
         _copy_weights(mask_decoder, ours, meta_sam_key, "mask_decoder.")
         with _inert_transforms(sam_module):
             original = sam_module.EfficientViTSam(
-                _Encoder(model), prompt_encoder, mask_decoder,
+                SamEncoder(model), prompt_encoder, mask_decoder,
                 image_size=(config.prompt_encoder_config.image_size, config.vision_config.image_size),
             )
         for module in (original.prompt_encoder, original.mask_decoder):
@@ -141,4 +142,4 @@ def as_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-__all__ = ["as_array", "original_mask_generator", "original_model"]
+__all__ = ["SamEncoder", "as_array", "original_mask_generator", "original_model"]

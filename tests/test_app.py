@@ -171,7 +171,7 @@ def test_sam_everything_default_grid_is_the_cli_one():
     from evit_hf.predict import DEFAULT_POINTS_PER_SIDE
 
     default = inspect.signature(h.sam_everything).parameters["points_per_side"].default
-    args = build_parser().parse_args(["sam", "x.png", "--everything"])
+    args = build_parser().parse_args(["sam", "x.png", "--everything", "--model", "random:sam-l0"])
     assert default == args.points_per_side == DEFAULT_POINTS_PER_SIDE == 32
 
 

@@ -142,6 +142,7 @@ EVERYTHING_COLUMNS = [
     ("implementation", "segment everything"), ("grid", "grid"), ("masks", "masks"), ("total_ms", "total ms"),
     ("embedding_ms", "embedding ms"), ("decoder_ms", "decoder ms"), ("postprocess_ms", "post-processing ms"),
     ("speedup_vs_pipeline", "speed-up vs transformers"), ("vs_floor", "total / decoder floor"),
+    ("cpu_s", "CPU s"), ("cpu_speedup_vs_pipeline", "speed-up in CPU s"), ("cpu_vs_floor", "CPU s / floor"),
 ]
 OURS, PIPELINE, ORIGINAL = ("evit-hf SamAutomaticMaskGenerator", "transformers MaskGenerationPipeline",
                             "original EfficientViTSamAutomaticMaskGenerator")
@@ -221,6 +222,25 @@ def _ours_run(model, processor, image, points_per_side: int, progress: bool) -> 
             "candidates": result.num_candidates}
 
 
+def _with_cpu_time(run: Callable[[], dict]) -> dict:
+    """`run()`'s row with `cpu_s`, the CPU seconds this process spent in it (all threads): unlike wall time, it
+    leaves out the time other processes held the cores, so ratios of it hold on a shared machine."""
+    start = time.process_time()
+    row = run()
+    return {**row, "cpu_s": time.process_time() - start}
+
+
+def _gemm_gmacs_per_cpu_second(size: int = 2048, runs: int = 5) -> float:
+    """The fp32 GEMM rate per CPU second of this process (all threads): the floor's rate in `cpu_s` terms."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    with torch.inference_mode():
+        a @ b
+        start = time.process_time()
+        for _ in range(runs):
+            a @ b
+        return runs * size**3 / (time.process_time() - start) / 1e9
+
+
 def _macs(fn: Callable[[], object]) -> float:
     """Multiply-accumulates of `fn()` (FLOPs / 2 of convs and matrix products)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -296,39 +316,44 @@ def run_everything(preset: str = "sam-l0", points_per_side: int = 32, threads: i
     with intra_op_threads(threads), torch.inference_mode():
         load_before, busy_before, cpu_before, wall_before = os.getloadavg(), _busy_seconds(), time.process_time(), \
             time.perf_counter()
-        gemm_start = gemm_peak_gmacs()
+        gemm_start, gemm_cpu_start = gemm_peak_gmacs(), _gemm_gmacs_per_cpu_second()
         _ours_run(model, processor, image, 2, False)  # warm-up (kernel choice, first allocations): not timed
         rows.append({"kind": "everything", "implementation": OURS, **common,
-                     **_ours_run(model, processor, image, points_per_side, progress)})
+                     **_with_cpu_time(lambda: _ours_run(model, processor, image, points_per_side, progress))})
         if pipeline:
-            rows.append({"kind": "everything", "implementation": PIPELINE, **common,
-                         **_pipeline_run(model, processor, image, points_per_side, points_per_batch)})
+            rows.append({"kind": "everything", "implementation": PIPELINE, **common, **_with_cpu_time(
+                lambda: _pipeline_run(model, processor, image, points_per_side, points_per_batch))})
         if original:
             try:
-                rows.append({"kind": "everything", "implementation": ORIGINAL, **common,
-                             **_original_run(model, processor, image, preset, points_per_side, points_per_batch)})
+                rows.append({"kind": "everything", "implementation": ORIGINAL, **common, **_with_cpu_time(
+                    lambda: _original_run(model, processor, image, preset, points_per_side, points_per_batch))})
             except OriginalUnavailable as err:
                 rows.append({"kind": "everything", "implementation": ORIGINAL, **common, "skipped": str(err)})
-        gemm_end = gemm_peak_gmacs()
+        gemm_end, gemm_cpu_end = gemm_peak_gmacs(), _gemm_gmacs_per_cpu_second()
         wall = time.perf_counter() - wall_before
         busy_after, load_after = _busy_seconds(), os.getloadavg()
         own_cpu = time.process_time() - cpu_before
     gemm = (gemm_start + gemm_end) / 2
     macs = decoder_gmacs(model.config)
     floor_ms = macs["stock_gmacs_per_prompt"] * points_per_side**2 / gemm * 1e3
+    gemm_cpu = (gemm_cpu_start + gemm_cpu_end) / 2
+    floor_cpu_s = macs["stock_gmacs_per_prompt"] * points_per_side**2 / gemm_cpu
     others = None if busy_before is None or busy_after is None else (busy_after - busy_before - own_cpu) / wall
     rows.append({"kind": "floor", **common, "gemm_gmacs_start": gemm_start, "gemm_gmacs_end": gemm_end,
-                 "gemm_gmacs": gemm, **macs, "floor_ms": floor_ms, "threads": torch.get_num_threads()
-                 if threads is None else threads, "loadavg_before": load_before[0], "loadavg_after": load_after[0],
+                 "gemm_gmacs": gemm, "gemm_gmacs_per_cpu_s_start": gemm_cpu_start,
+                 "gemm_gmacs_per_cpu_s_end": gemm_cpu_end, **macs, "floor_ms": floor_ms, "floor_cpu_s": floor_cpu_s,
+                 "threads": torch.get_num_threads() if threads is None else threads,
+                 "loadavg_before": load_before[0], "loadavg_after": load_after[0],
                  "other_processes_cores": others, "run_s": wall})
-    pipeline_ms = next((r["total_ms"] for r in rows if r.get("implementation") == PIPELINE and "total_ms" in r),
-                       None)
+    stock = next((r for r in rows if r.get("implementation") == PIPELINE and "total_ms" in r), None)
     for row in rows:
         if row["kind"] == "everything" and "total_ms" in row:
             row["vs_floor"] = row["total_ms"] / floor_ms
             row["decoder_vs_floor"] = row["decoder_ms"] / floor_ms
-            if pipeline_ms is not None:
-                row["speedup_vs_pipeline"] = pipeline_ms / row["total_ms"]
+            row["cpu_vs_floor"] = row["cpu_s"] / floor_cpu_s
+            if stock is not None:
+                row["speedup_vs_pipeline"] = stock["total_ms"] / row["total_ms"]
+                row["cpu_speedup_vs_pipeline"] = stock["cpu_s"] / row["cpu_s"]
     return rows
 
 
@@ -344,7 +369,8 @@ def format_everything(rows: list[dict]) -> str:
         f"\n\nDecoder floor: {floor['stock_gmacs_per_prompt']:.2f} GMACs per prompt (stock decoder) x "
         f"{floor['prompts']} prompts / {floor['gemm_gmacs']:.1f} GMAC/s (fp32 GEMM, "
         f"{floor['gemm_gmacs_start']:.1f} at the start, {floor['gemm_gmacs_end']:.1f} at the end) = "
-        f"{floor['floor_ms'] / 1e3:.1f} s. evit-hf's decoder: {floor['ours_tokens_gmacs_per_prompt']:.2f} GMACs "
+        f"{floor['floor_ms'] / 1e3:.1f} s ({floor['floor_cpu_s']:.1f} CPU s at the GEMM's rate per CPU second). "
+        f"evit-hf's decoder: {floor['ours_tokens_gmacs_per_prompt']:.2f} GMACs "
         f"per prompt + {floor['ours_masks_gmacs_per_kept_prompt']:.2f} per prompt with a kept mask. "
         f"{floor['threads']} threads; load average {floor['loadavg_before']:.2f} -> {floor['loadavg_after']:.2f}"
         f"{other}."

@@ -168,11 +168,11 @@ def test_sam_prompts_reset_for_a_new_image(state, image_path, tmp_path):
 
 def test_sam_everything_default_grid_is_the_cli_one():
     from evit_hf.cli import build_parser
-    from evit_hf.predict import DEFAULT_POINTS_PER_SIDE
+    from evit_hf.predict import INTERACTIVE_POINTS_PER_SIDE
 
     default = inspect.signature(h.sam_everything).parameters["points_per_side"].default
     args = build_parser().parse_args(["sam", "x.png", "--everything", "--model", "random:sam-l0"])
-    assert default == args.points_per_side == DEFAULT_POINTS_PER_SIDE == 32
+    assert default == args.points_per_side == INTERACTIVE_POINTS_PER_SIDE == 16
 
 
 def test_sam_segment_everything(state, image_path):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..predict import DEFAULT_POINTS_PER_SIDE, bicubic_comparison, segment_image, upscale_image
+from ..predict import INTERACTIVE_POINTS_PER_SIDE, bicubic_comparison, segment_image, upscale_image
 from ..predict.drawing import (
     PROMPT_COLOUR,
     class_shares,
@@ -210,7 +210,7 @@ def sam_clear(state: DemoState, image, prompts: SamPrompts | None = None) -> Rep
     return _sam_render(state, loaded, SamPrompts(image_key=loaded.key), "Prompts cleared: click on an object.")
 
 
-def sam_everything(state: DemoState, image, points_per_side: int = DEFAULT_POINTS_PER_SIDE,
+def sam_everything(state: DemoState, image, points_per_side: int = INTERACTIVE_POINTS_PER_SIDE,
                    pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95) -> Reply:
     """Automatic mask generation on a `points_per_side` grid (the same default as `evit-hf sam --everything`)
     on the image's cached embedding; every mask in its own colour, the time it took in the message."""

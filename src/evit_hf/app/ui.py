@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 from . import handlers  # noqa: E402
 from .handlers import (  # noqa: E402
     BOX,
-    DEFAULT_POINTS_PER_SIDE,
+    INTERACTIVE_POINTS_PER_SIDE,
     MAX_POINTS_PER_SIDE,
     MODES,
     NEGATIVE,
@@ -120,7 +120,7 @@ def build_demo(state: DemoState) -> gr.Blocks:
                             undo = gr.Button("Undo last prompt", elem_id="sam-undo")
                             clear = gr.Button("Clear prompts", elem_id="sam-clear")
                         with gr.Accordion("Segment everything", open=False):
-                            points_per_side = gr.Slider(2, MAX_POINTS_PER_SIDE, value=DEFAULT_POINTS_PER_SIDE,
+                            points_per_side = gr.Slider(2, MAX_POINTS_PER_SIDE, value=INTERACTIVE_POINTS_PER_SIDE,
                                                         step=1, label="Points per side",
                                                         info="a grid of point prompts on the image's embedding, "
                                                              "decoded in batches; the time is shown")

@@ -287,11 +287,15 @@ def _busy_seconds() -> float | None:
 
 def run_everything(preset: str = "sam-l0", points_per_side: int = 32, threads: int | None = 2,
                    pipeline: bool = True, original: bool = True, points_per_batch: int = 64,
-                   progress: bool = False) -> list[dict]:
-    """Rows of kind `everything` (one per implementation) and one `floor` row (module docstring)."""
+                   progress: bool = False, tune: bool = True) -> list[dict]:
+    """Rows of kind `everything` (one per implementation) and one `floor` row (module docstring). `tune`: glibc
+    allocator tuning for the whole run, as `bench cpu` (`tune_cpu_allocator`: every implementation allocates
+    hundreds of MB per prompt batch; mmap'ed and page-faulted back in each time, they cost 1.6x the CPU time of
+    evit-hf's decoder and of the stock one alike, measured on SAM-L0 with 2 threads)."""
     from PIL import Image
 
     from ..models.efficientvit import SAM_PRESETS
+    from ..optimization import tune_cpu_allocator
     from ..predict.sam import default_processor
     from ..reference.original import OriginalUnavailable
     from .core import intra_op_threads
@@ -307,11 +311,12 @@ def run_everything(preset: str = "sam-l0", points_per_side: int = 32, threads: i
         image = Image.fromarray(astronaut())
     except ImportError:
         image = Image.new("RGB", (512, 512), (120, 90, 60))
+    tuned = tune_cpu_allocator() if tune else False
     model = preset_model(preset, seed=0)
     processor = default_processor(model)
     grid = f"{points_per_side}x{points_per_side}"
     common = {"model": f"EfficientViT-SAM-{preset.removeprefix('sam-').upper()}", "grid": grid,
-              "image": f"{image.width}x{image.height}", "prompts": points_per_side**2}
+              "image": f"{image.width}x{image.height}", "prompts": points_per_side**2, "allocator_tuned": tuned}
     rows = []
     with intra_op_threads(threads), torch.inference_mode():
         load_before, busy_before, cpu_before, wall_before = os.getloadavg(), _busy_seconds(), time.process_time(), \

@@ -28,7 +28,7 @@ DESCRIPTION = ("Promptable segmentation of IMAGE with an EfficientViT-SAM (or SA
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..predict.mask_generation import DEFAULT_POINTS_PER_SIDE
+    from ..predict.mask_generation import INTERACTIVE_POINTS_PER_SIDE as GRID
 
     parser = add_command(subparsers, "sam", run, SUMMARY, DESCRIPTION)
     add_image_io(parser, "released model (efficientvit-sam-l0 ... efficientvit-sam-xl1; `evit-hf models`), saved "
@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
                         help="background point (repeatable; with --point or one --box)")
     everything = parser.add_argument_group("--everything (segment-anything's automatic mask generator)")
-    everything.add_argument("--points-per-side", type=int, default=DEFAULT_POINTS_PER_SIDE,
-                            help=f"grid points per side (default {DEFAULT_POINTS_PER_SIDE}; fewer is faster)")
+    everything.add_argument("--points-per-side", type=int, default=GRID,
+                            help=f"grid points per side (default {GRID}, as the app; segment-anything uses 32)")
     everything.add_argument("--pred-iou-thresh", type=float, default=0.88,
                             help="keep masks with predicted IoU above this (default 0.88)")
     everything.add_argument("--stability-score-thresh", type=float, default=0.95,

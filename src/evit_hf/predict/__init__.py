@@ -18,7 +18,12 @@ the evaluation call this package and only adapt arguments and print.
 from __future__ import annotations
 
 from . import drawing
-from .mask_generation import DEFAULT_POINTS_PER_SIDE, GeneratedMasks, SamAutomaticMaskGenerator
+from .mask_generation import (
+    DEFAULT_POINTS_PER_SIDE,
+    INTERACTIVE_POINTS_PER_SIDE,
+    GeneratedMasks,
+    SamAutomaticMaskGenerator,
+)
 from .sam import SamImageEmbedding, SamPrediction, SamPredictor
 from .sam_decoder import PromptBatchDecoder
 from .segmentation import segment_image, set_short_side
@@ -26,6 +31,7 @@ from .super_resolution import bicubic_comparison, upscale_image
 
 __all__ = [
     "DEFAULT_POINTS_PER_SIDE",
+    "INTERACTIVE_POINTS_PER_SIDE",
     "GeneratedMasks",
     "PromptBatchDecoder",
     "SamAutomaticMaskGenerator",

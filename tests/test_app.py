@@ -4,6 +4,8 @@ segmentation overlay, super-resolution side by side, bad input as messages), its
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import re
 
 import numpy as np
 import pytest
@@ -164,10 +166,20 @@ def test_sam_prompts_reset_for_a_new_image(state, image_path, tmp_path):
     assert moved.prompts.points == [[10.0, 10.0]] and moved.image.size == (50, 40)
 
 
+def test_sam_everything_default_grid_is_the_cli_one():
+    from evit_hf.cli import build_parser
+    from evit_hf.predict import INTERACTIVE_POINTS_PER_SIDE
+
+    default = inspect.signature(h.sam_everything).parameters["points_per_side"].default
+    args = build_parser().parse_args(["sam", "x.png", "--everything", "--model", "random:sam-l0"])
+    assert default == args.points_per_side == INTERACTIVE_POINTS_PER_SIDE == 16
+
+
 def test_sam_segment_everything(state, image_path):
     reply = h.sam_everything(state, image_path, 4, -1e9, -1e9)
     assert not reply.error and reply.image.size == (WIDTH, HEIGHT)
     assert "4x4 point grid" in reply.message and "image embedding" in reply.message
+    assert re.search(r"in \*\*[\d.,]+ ms\*\* \(mask decoder [\d.,]+ ms for 16 prompts", reply.message)  # the time
     assert (_pixels(reply.image) != _pixels(Image.open(image_path))).any()
     strict = h.sam_everything(state, image_path, 2, 1.1, 1.1)  # nothing can pass
     assert "0 masks" in strict.message and "lower them" in strict.message

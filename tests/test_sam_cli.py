@@ -88,6 +88,53 @@ def test_sam_cli_everything(tiny_folder, image_path, tmp_path, capsys):
     assert result.shape == original.shape and (result != original).any()
 
 
+def test_sam_cli_everything_json_and_default_grid(tiny_folder, image_path, tmp_path, capsys):
+    """--json writes segment-anything's records of the drawn masks; the default grid is the library's (the app's:
+    tests/test_app.py)."""
+    import json
+
+    from evit_hf.cli import build_parser
+    from evit_hf.predict import INTERACTIVE_POINTS_PER_SIDE
+    from evit_hf.predict.masks import rle_to_mask
+
+    args = build_parser().parse_args(["sam", image_path, "--everything", "--model", tiny_folder])
+    assert args.points_per_side == INTERACTIVE_POINTS_PER_SIDE == 16
+    records_path = tmp_path / "masks.json"
+    argv = ["sam", image_path, "--everything", "--points-per-side", "3", "--pred-iou-thresh=-1e9",
+            "--stability-score-thresh=-1e9", "--model", tiny_folder, "--out", str(tmp_path / "e.png"),
+            "--json", str(records_path), "--quiet"]
+    assert main(argv) == 0
+    assert f"wrote {records_path}" in capsys.readouterr().out
+    records = json.loads(records_path.read_text())
+    assert records and all(r["segmentation"]["size"] == [HEIGHT, WIDTH] for r in records)
+    for record in records:
+        mask = rle_to_mask(record["segmentation"])
+        assert mask.sum() == record["area"] and {"predicted_iou", "stability_score", "bbox"} <= record.keys()
+
+
+def test_sam_cli_several_boxes(tiny_folder, image_path, tmp_path, capsys):
+    """Several --box prompts: one mask each, in one batched call, equal to prompting each box alone."""
+    import json
+
+    from evit_hf.predict.masks import rle_to_mask
+
+    boxes = [[30.0, 20.0, 130.0, 140.0], [5.0, 60.0, 90.0, 150.0]]
+    records_path = tmp_path / "boxes.json"
+    argv = ["sam", image_path, "--box", *map(str, boxes[0]), "--box", *map(str, boxes[1]), "--model", tiny_folder,
+            "--out", str(tmp_path / "b.png"), "--json", str(records_path)]
+    assert main(argv) == 0
+    assert "2 masks, one per box" in capsys.readouterr().out
+    records = json.loads(records_path.read_text())
+    from evit_hf.predict import SamPredictor
+    from evit_hf.resolve import load_model
+
+    predictor = SamPredictor(*load_model(tiny_folder, "mask-generation")[:2])
+    predictor.set_image(Image.open(image_path).convert("RGB"))
+    for box, record in zip(boxes, records, strict=True):
+        alone = predictor.predict(box=box, multimask_output=False).masks[0].numpy()
+        assert (rle_to_mask(record["segmentation"]) != alone).mean() < 1e-3
+
+
 def test_sam_cli_preset_warns(image_path, tmp_path, capsys):
     out = tmp_path / "preset.png"
     with pytest.warns(UserWarning, match="random weights"):
@@ -217,27 +264,46 @@ def test_bench_format_table_on_synthetic_rows():
          "median_ms": 600.0, "min_ms": 580.0, "runs": 5, "speedup_vs_vitb": 50.0},
         {"kind": "prompt", "model": "EfficientViT-SAM-L0", "prompt": "1 box", "median_ms": 8.0, "min_ms": 7.5,
          "runs": 20},
-        {"kind": "amg", "model": "EfficientViT-SAM-L0", "grid": "32x32", "image": "512x512", "masks": 3,
-         "median_ms": 20000.0, "runs": 1},
     ]
     table = format_table(rows)
     assert table.count("| image encoder |") == 1 and "speed-up vs ViT-B" in table
     assert "| EfficientViT-SAM-L0 | 512 | 31.0 | 35.0 | 600.0 | 580.0 | 5 | 50.0 |" in table
-    assert "1 box" in table and "32x32" in table
+    assert "1 box" in table and "segment everything" not in table  # --everything: test_bench_everything_run
 
 
 def test_bench_tiny_run():
     from evit_hf.bench.sam import format_table, run
 
-    rows = run(presets=["sam-l0"], budget_s=0.05, reference=False, amg_points_per_side=2)
+    rows = run(presets=["sam-l0"], budget_s=0.05, reference=False)
     kinds = [row["kind"] for row in rows]
-    assert kinds == ["encoder", "prompt", "prompt", "amg"]
+    assert kinds == ["encoder", "prompt", "prompt"]
     encoder = rows[0]
     assert encoder["resolution"] == 512 and encoder["median_ms"] > 0 and encoder["gmacs"] > 1
     assert 20 < encoder["params_m"] < 60
     assert "EfficientViT-SAM-L0" in format_table(rows)
     with pytest.raises(ValueError, match="unknown SAM preset"):
         run(presets=["sam-xxl"])
+
+
+def test_bench_everything_run():
+    """`bench sam --everything` (ours alone here: the peers take minutes on SAM-L0): the time split, the CPU
+    time, the floor row with the MACs counted on the meta device."""
+    from evit_hf.bench.sam import OURS, format_everything, run_everything
+
+    rows = run_everything("sam-l0", points_per_side=1, threads=1, pipeline=False, original=False,
+                          tune=False)  # the allocator tuning is process-wide: not in the test process
+    ours, floor = rows
+    assert ours["allocator_tuned"] is False
+    assert ours["implementation"] == OURS and ours["prompts"] == 1 and ours["grid"] == "1x1"
+    assert ours["total_ms"] == pytest.approx(ours["embedding_ms"] + ours["decoder_ms"] + ours["postprocess_ms"])
+    assert ours["embedding_ms"] > 0 and ours["decoder_ms"] > 0 and ours["cpu_s"] > 0
+    assert floor["kind"] == "floor" and 1.7 < floor["stock_gmacs_per_prompt"] < 1.9  # SAM-L0's decoder
+    assert floor["ours_tokens_gmacs_per_prompt"] + floor["ours_masks_gmacs_per_kept_prompt"] < 1.0
+    assert floor["floor_ms"] == pytest.approx(floor["stock_gmacs_per_prompt"] / floor["gemm_gmacs"] * 1e3)
+    assert ours["vs_floor"] == pytest.approx(ours["total_ms"] / floor["floor_ms"])
+    assert "Decoder floor: 1.81 GMACs per prompt" in format_everything(rows)
+    with pytest.raises(ValueError, match="unknown SAM preset"):
+        run_everything("sam-xxl")
 
 
 def test_sam_processor_validates_prompts(tmp_path):

@@ -102,6 +102,9 @@ def register() -> None:
         EfficientViTSRConfig, image_processor_classes={"pil": EfficientViTSRImageProcessor}, exist_ok=True
     )
     register_sr_pipeline()
+    from .predict.pipeline import register_mask_generation_pipeline
+
+    register_mask_generation_pipeline()  # EfficientViT-SAM's fast generator; other models keep transformers'
 
 
 def name_semantic_segmentation_model() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..predict import bicubic_comparison, segment_image, upscale_image
+from ..predict import INTERACTIVE_POINTS_PER_SIDE, bicubic_comparison, segment_image, upscale_image
 from ..predict.drawing import (
     PROMPT_COLOUR,
     class_shares,
@@ -32,7 +32,7 @@ from .state import DemoState, InputError, LoadedImage, ModelUnavailable
 
 POSITIVE, NEGATIVE, BOX = "Positive point", "Negative point", "Box corner"
 MODES = (POSITIVE, NEGATIVE, BOX)
-MAX_POINTS_PER_SIDE = 32
+MAX_POINTS_PER_SIDE = 64
 
 
 @dataclass
@@ -210,25 +210,25 @@ def sam_clear(state: DemoState, image, prompts: SamPrompts | None = None) -> Rep
     return _sam_render(state, loaded, SamPrompts(image_key=loaded.key), "Prompts cleared: click on an object.")
 
 
-def sam_everything(state: DemoState, image, points_per_side: int = 8, pred_iou_thresh: float = 0.88,
-                   stability_score_thresh: float = 0.95) -> Reply:
-    """Automatic mask generation on a `points_per_side` grid; every mask in its own colour.
-
-    Every grid point is one prompt through the mask decoder (about 0.3 s each for SAM-L0 on one CPU core), so
-    the grid is at most 32x32, the original's."""
+def sam_everything(state: DemoState, image, points_per_side: int = INTERACTIVE_POINTS_PER_SIDE,
+                   pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95) -> Reply:
+    """Automatic mask generation on a `points_per_side` grid (the same default as `evit-hf sam --everything`)
+    on the image's cached embedding; every mask in its own colour, the time it took in the message."""
     try:
         loaded = state.load_image(image)
         points_per_side = int(points_per_side)
         if not 1 <= points_per_side <= MAX_POINTS_PER_SIDE:
             raise InputError(f"Points per side must be between 1 and {MAX_POINTS_PER_SIDE}, got {points_per_side}.")
-        result = state.sam.everything(loaded, points_per_side, float(pred_iou_thresh), float(stability_score_thresh))
+        result, entry, cached = state.sam.everything(loaded, points_per_side, float(pred_iou_thresh),
+                                                     float(stability_score_thresh))
     except (InputError, ModelUnavailable, ValueError) as err:
         return _error(str(err))
     masks = result.masks
     overlay = draw_masks(loaded.image, masks, [distinct_colour(i) for i in range(len(masks))], 0.5)
-    message = (f"Segment everything: **{len(masks)} masks** from a {points_per_side}x{points_per_side} point grid; "
-               f"image embedding **{_ms(result.embedding_ms)}**, masks (decoder, filtering, NMS) "
-               f"**{_ms(result.mask_ms)}**.")
+    embedding = "cached" if cached else f"computed now: {_ms(entry.embedding.encode_ms)}"
+    message = (f"Segment everything: **{len(masks)} masks** from a {points_per_side}x{points_per_side} point grid "
+               f"in **{_ms(result.mask_ms)}** (mask decoder {_ms(result.decoder_ms)} for {result.num_prompts} "
+               f"prompts, filtering and NMS {_ms(result.postprocess_ms)}); image embedding {embedding}.")
     if not masks:
         message += (f" No mask passed the quality thresholds (predicted IoU > {pred_iou_thresh:g}, stability > "
                     f"{stability_score_thresh:g}); lower them in the settings.")

@@ -355,13 +355,13 @@ class SamEngine:
         return mask.numpy(), float(score), (time.perf_counter() - start) * 1e3
 
     def everything(self, loaded: LoadedImage, points_per_side: int, pred_iou_thresh: float,
-                   stability_score_thresh: float) -> GeneratedMasks:
-        """Automatic mask generation on a grid (the generator computes its own embedding)."""
-        model, processor = self.model.get()
-        generator = SamAutomaticMaskGenerator(model, processor, points_per_side, pred_iou_thresh,
+                   stability_score_thresh: float) -> tuple[GeneratedMasks, CachedEmbedding, bool]:
+        """Automatic mask generation on a grid, on the image's cached embedding (computed now if it is not
+        cached): (masks, the embedding entry, whether it came from the cache)."""
+        entry, cached = self.embedding(loaded)
+        generator = SamAutomaticMaskGenerator(*self.model.get(), points_per_side, pred_iou_thresh,
                                               stability_score_thresh)
-        with self._encode_lock:  # the generator wraps the model's get_image_embeddings while it runs
-            return generator.generate(loaded.image)
+        return generator.generate(loaded.image, embedding=entry.embedding), entry, cached
 
 
 # ------------------------------------------------------------------------------------------------ state

@@ -19,7 +19,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 
 from . import handlers  # noqa: E402
-from .handlers import BOX, MAX_POINTS_PER_SIDE, MODES, NEGATIVE, POSITIVE, Reply, SamPrompts  # noqa: E402
+from .handlers import (  # noqa: E402
+    BOX,
+    INTERACTIVE_POINTS_PER_SIDE,
+    MAX_POINTS_PER_SIDE,
+    MODES,
+    NEGATIVE,
+    POSITIVE,
+    Reply,
+    SamPrompts,
+)
 from .state import DemoState, ModelStatus  # noqa: E402
 
 CPU = "model"  # one concurrency group: model calls run one at a time
@@ -111,10 +120,10 @@ def build_demo(state: DemoState) -> gr.Blocks:
                             undo = gr.Button("Undo last prompt", elem_id="sam-undo")
                             clear = gr.Button("Clear prompts", elem_id="sam-clear")
                         with gr.Accordion("Segment everything", open=False):
-                            points_per_side = gr.Slider(2, MAX_POINTS_PER_SIDE, value=8, step=1,
-                                                        label="Points per side",
-                                                        info="a grid of prompts, each through the mask decoder: "
-                                                             "8x8 takes about 20 s on a CPU; the original uses 32x32")
+                            points_per_side = gr.Slider(2, MAX_POINTS_PER_SIDE, value=INTERACTIVE_POINTS_PER_SIDE,
+                                                        step=1, label="Points per side",
+                                                        info="a grid of point prompts on the image's embedding, "
+                                                             "decoded in batches; the time is shown")
                             pred_iou = gr.Slider(0.0, 1.0, value=0.88, step=0.01, label="Predicted IoU threshold")
                             stability = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="Stability threshold")
                             everything = gr.Button("Segment everything", elem_id="sam-everything")

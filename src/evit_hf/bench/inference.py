@@ -29,6 +29,7 @@ from torch import nn
 from ..optimization import tune_cpu_allocator
 from ..progress import track
 from ..reference import randomize_
+from ..reference.mask_generation import SamEncoder
 from ..reference.original import OriginalUnavailable, build_original
 from .core import count_macs, intra_op_threads, markdown_table, measured_setting, p90, time_callable, time_round_robin
 
@@ -71,17 +72,6 @@ def gemm_peak_gmacs(size: int = GEMM_SIZE, budget_s: float = 2.0) -> float:
     with torch.inference_mode():
         timing = time_callable(lambda: a @ b, warmup=2, budget_s=budget_s, min_runs=3)
     return size**3 / (timing["median_ms"] / 1e3) / 1e9
-
-
-class SamEncoder(nn.Module):
-    """An EfficientViT-SAM model's image encoder as a module of pixels (`get_image_embeddings`)."""
-
-    def __init__(self, sam_model: nn.Module) -> None:
-        super().__init__()
-        self.sam = sam_model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.sam.get_image_embeddings(pixel_values)
 
 
 def original_pair(variant: str, seed: int = 0) -> tuple[nn.Module, nn.Module, str]:

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, help="backends: a recipe (YAML) with cases, backends, threads, ...")
     parser.add_argument("--backends", nargs="*", help="backends: which back ends (default: all available)")
     parser.add_argument("--batch", type=int, help="backends: batch size (default 1)")
-    parser.add_argument("--no-peers", action="store_true", help="backends: skip the peer models")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="backends: skip the peer models; sam --everything: evit-hf only")
     parser.add_argument("--presets", nargs="*", help="restrict to these presets (cls, seg, sam, sr)")
     parser.add_argument(
         "--cases",
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "encoders, cls B1 at 224)",
     )
     parser.add_argument("--compile", action="store_true", help="cpu: also time torch.compile (Inductor freezing)")
-    parser.add_argument("--threads", type=int, help="cpu: torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int,
+                        help="cpu: torch intra-op threads (default: torch's); sam --everything: default 2")
     parser.add_argument(
         "--settings",
         action="store_true",
@@ -60,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
     )
+    parser.add_argument("--everything", action="store_true",
+                        help="sam: segment everything (automatic masks) on one image, evit-hf against "
+                        "transformers' pipeline and the original's generator, with the time split and the "
+                        "decoder's compute floor (--presets: the first; --threads default 2; --no-peers: ours only)")
+    parser.add_argument("--points-per-side", type=int, default=32, help="sam --everything: the grid (default 32)")
     parser.add_argument("--json", type=Path, help="also write the run as a results file (docs/results/*.json: "
                         "title, command, date, machine, setting, rows), e.g. over the docs' own to update them")
 
@@ -74,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return _mixer_study(args)
     if args.task == "backends":
         return _backends(args)
+    if args.everything:
+        return _sam_everything(args)
     default_budget = 20.0 if args.task == "cpu" else 5.0
     kwargs = {"budget_s": args.budget if args.budget is not None else default_budget}
     if args.task == "cls":
@@ -149,6 +158,22 @@ def _record(args: argparse.Namespace, rows: list[dict], title: str, setting: str
     path = write_results(args.json, rows, title=title, command=command, date=date.today().isoformat(),
                          machine=machine(), setting=setting, notes=notes)
     print(f"wrote {path} (a results file: `evit-hf docs render` shows it where docs/results/ has it)")
+
+
+def _sam_everything(args: argparse.Namespace) -> int:
+    from ..bench import sam
+
+    if args.task != "sam":
+        raise ValueError("--everything is an option of `evit-hf bench sam`.")
+    rows = sam.run_everything(
+        preset=(args.presets or ["sam-l0"])[0], points_per_side=args.points_per_side,
+        threads=args.threads if args.threads is not None else 2, pipeline=not args.no_peers,
+        original=not args.no_peers, progress=sys.stdout.isatty(),
+    )
+    print(sam.format_everything(rows))
+    if args.json:
+        _record(args, rows, sam.EVERYTHING_TITLE, sam.everything_setting(rows), [])
+    return 0
 
 
 def _mixer_study(args: argparse.Namespace) -> int:

@@ -2,7 +2,10 @@
 
 - `sam`: `SamPredictor` (one image embedding, many prompts; segment-anything's predictor for transformers
   SAM-style models), `SamImageEmbedding`, `SamPrediction`;
-- `mask_generation`: `SamAutomaticMaskGenerator` (masks of everything, from a grid of point prompts);
+- `mask_generation`: `SamAutomaticMaskGenerator` (masks of everything, from a grid of point prompts or given
+  boxes), `GeneratedMasks`; `sam_decoder`: `PromptBatchDecoder` (the mask decoder for many prompts on one image,
+  prompt-independent work once); `masks`: grids, crops, stability, boxes, RLE, small regions; `pipeline`: the
+  `mask-generation` pipeline class registered for EfficientViT-SAM;
 - `segmentation`: `segment_image` (the class map of one image; `class_map` upsamples scores in bounded
   memory, with progress), `set_short_side`;
 - `super_resolution`: `upscale_image` (with progress by tile), `tile_count`, `bicubic_comparison`;
@@ -16,13 +19,22 @@ the evaluation call this package and only adapt arguments and print.
 from __future__ import annotations
 
 from . import drawing
-from .mask_generation import GeneratedMasks, SamAutomaticMaskGenerator
+from .mask_generation import (
+    DEFAULT_POINTS_PER_SIDE,
+    INTERACTIVE_POINTS_PER_SIDE,
+    GeneratedMasks,
+    SamAutomaticMaskGenerator,
+)
 from .sam import SamImageEmbedding, SamPrediction, SamPredictor
+from .sam_decoder import PromptBatchDecoder
 from .segmentation import segment_image, set_short_side
 from .super_resolution import bicubic_comparison, tile_count, upscale_image
 
 __all__ = [
+    "DEFAULT_POINTS_PER_SIDE",
+    "INTERACTIVE_POINTS_PER_SIDE",
     "GeneratedMasks",
+    "PromptBatchDecoder",
     "SamAutomaticMaskGenerator",
     "SamImageEmbedding",
     "SamPrediction",

@@ -112,8 +112,6 @@ def _bench_sam(kind: str) -> Callable[[], Table]:
                     ("speed-up vs ViT-B", "speedup_vs_vitb")),
         "prompt": (("prompt -> masks (precomputed embeddings)", "model"), ("prompt", "prompt"),
                    ("median ms", "median_ms"), ("min ms", "min_ms"), ("runs", "runs")),
-        "amg": (("automatic masks (pipeline)", "model"), ("grid", "grid"), ("image", "image"),
-                ("masks kept", "masks"), ("ms (one run)", "median_ms")),
     }[kind]
 
     def view() -> Table:
@@ -122,6 +120,28 @@ def _bench_sam(kind: str) -> Callable[[], Table]:
                      "full" if kind == "encoder" else "link")
 
     return view
+
+
+def _bench_sam_everything() -> Table:
+    """Segment everything: the implementations' times and split, then the decoder floor and the machine load."""
+    data = load("bench-sam-everything")
+    seconds = lambda key: lambda row: None if row.get(key) is None else f"{row[key] / 1e3:.2f}"  # noqa: E731
+    times = markdown_table(data.select(kind="everything"), _columns(
+        ("segment everything", "implementation"), ("model", "model"), ("grid", "grid"), ("masks", "masks"),
+        ("total s", seconds("total_ms")), ("embedding s", seconds("embedding_ms")),
+        ("decoder s", seconds("decoder_ms")), ("post-processing s", seconds("postprocess_ms")),
+        ("speed-up vs transformers", "speedup_vs_pipeline", ".2f"), ("total / decoder floor", "vs_floor", ".2f"),
+        ("CPU s", "cpu_s", ".1f"), ("speed-up in CPU s", "cpu_speedup_vs_pipeline", ".2f"),
+        ("CPU s / floor", "cpu_vs_floor", ".2f")))
+    floor = markdown_table(data.select(kind="floor"), _columns(
+        ("prompts", "prompts"), ("stock decoder GMACs / prompt", "stock_gmacs_per_prompt", ".2f"),
+        ("evit-hf GMACs / prompt", "ours_tokens_gmacs_per_prompt", ".2f"),
+        ("+ per prompt with a kept mask", "ours_masks_gmacs_per_kept_prompt", ".2f"),
+        ("fp32 GEMM GMAC/s (start, end)", lambda row: f"{row['gemm_gmacs_start']:.1f}, {row['gemm_gmacs_end']:.1f}"),
+        ("decoder floor s", seconds("floor_ms")), ("floor CPU s", "floor_cpu_s", ".1f"), ("threads", "threads"),
+        ("load average (before, after)", lambda row: f"{row['loadavg_before']:.2f}, {row['loadavg_after']:.2f}"),
+        ("other processes (cores)", "other_processes_cores", ".2f")))
+    return Table(times + "\n\n" + floor, (data,))
 
 
 def _bench_sr() -> Table:
@@ -333,7 +353,7 @@ VIEWS: dict[str, Callable[[], Table]] = {
     "bench-seg": _bench_seg,
     "bench-sam-encoder": _bench_sam("encoder"),
     "bench-sam-prompt": _bench_sam("prompt"),
-    "bench-sam-amg": _bench_sam("amg"),
+    "bench-sam-everything": _bench_sam_everything,
     "bench-sr": _bench_sr,
     "bench-backends": _bench_backends,
     "bench-cpu": _bench_cpu("bench-cpu"),

@@ -88,6 +88,10 @@ if not _started_by_console_script():
     from .registration import register as _register
 
     _register()
+    if CPU_DEFAULTS["spin"]:  # torch's OpenMP has read it; child processes start with the user's environment
+        import os as _os
+
+        _os.environ.pop("GOMP_SPINCOUNT", None)
 
 __all__ = [  # sorted
     "__version__",

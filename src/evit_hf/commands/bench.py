@@ -14,13 +14,15 @@ DESCRIPTION = (
     "cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph against the "
     "original implementation on identical weights (GMAC/s, share of the GEMM peak); backends: one model on "
     "every available back end (PyTorch eager, torch.compile, ONNX Runtime fp32/INT8, TFLite, TensorRT) beside "
-    "its peer, with --plot and --config (the recipes in configs/bench/)."
+    "its peer, with --plot and --config (the recipes in configs/bench/); pipeline: each task's pipeline end to "
+    "end next to its forward pass, pre- and post-processing, in fresh processes with evit-hf's defaults, tuned by "
+    "hand and untuned."
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "bench", run, SUMMARY, DESCRIPTION)
-    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends"],
+    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends", "pipeline"],
                         help="which benchmark")
     parser.add_argument(
         "--study",
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         help="backends: seg, seg-1024x2048, seg-b0, sam, sam-xl1, sr, cls (default seg sam sr cls); "
         "cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
-        "encoders, cls B1 at 224)",
+        "encoders, cls B1 at 224); pipeline: cls seg-cityscapes seg-ade20k sam-point sam-box sr (default all)",
     )
     parser.add_argument("--compile", action="store_true", help="cpu: also time torch.compile (Inductor freezing)")
     parser.add_argument("--threads", type=int, help="cpu: torch intra-op threads (default: torch's)")
@@ -53,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
+    )
+    parser.add_argument(
+        "--environments", nargs="*", help="pipeline: which process environments (default: all three)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
 
@@ -67,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return _mixer_study(args)
     if args.task == "backends":
         return _backends(args)
+    if args.task == "pipeline":
+        return _pipeline(args)
     default_budget = 20.0 if args.task == "cpu" else 5.0
     kwargs = {"budget_s": args.budget if args.budget is not None else default_budget}
     if args.task == "cls":
@@ -96,6 +103,17 @@ def run(args: argparse.Namespace) -> int:
         rows = module.run(**kwargs)
         table = module.format_table(rows)
     print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    """`evit-hf bench pipeline`: `--cases` picks tasks (cls, seg-cityscapes, seg-ade20k, sam-point, sam-box, sr)."""
+    from ..bench import pipeline
+
+    rows = pipeline.run(args.cases, args.environments, budget_s=args.budget if args.budget is not None else 10.0)
+    print(pipeline.format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -87,6 +87,27 @@ def test_segmentation_labels_and_pipeline_masks_are_unchanged_on_photographs(pre
         assert np.array_equal(np.asarray(segment["mask"]) == 255, (old == label_id).numpy())
 
 
+@pytest.mark.parametrize(("shape", "size"), [((19, 32, 64), (256, 512)), ((7, 37, 53), (300, 421)),
+                                             ((5, 16, 16), (16, 49)), ((3, 40, 50), (77, 33))])
+def test_upsampled_argmax_equals_argmax_of_the_upsampled_scores(shape, size):
+    from evit_hf.models.efficientvit.image_processing_efficientvit_seg import upsampled_argmax
+
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.randn(shape, generator=generator).cumsum(1).cumsum(2) / 5  # regions, as trained models give
+    rough = torch.randn(shape, generator=generator)
+    tied = smooth.clone()
+    tied[1] = tied[0]
+    for scores in (smooth, rough, tied, smooth.round()):
+        reference = F.interpolate(scores[None], size=size, mode="bicubic", align_corners=False)[0].argmax(dim=0)
+        # 1.0: never the all-classes fallback, so the windows' bounds and the exact candidates decide every pixel
+        for share in (1 / 3, 1.0):
+            assert torch.equal(upsampled_argmax(scores, size, fallback_share=share), reference)
+    scores = smooth.clone()
+    scores[0, 0, 0] = float("nan")
+    reference = F.interpolate(scores[None], size=size, mode="bicubic", align_corners=False)[0].argmax(dim=0)
+    assert torch.equal(upsampled_argmax(scores, size), reference)
+
+
 def test_super_resolution_pipeline_runs_images_up_to_512_pixels_in_one_pass():
     from transformers import pipeline
 

@@ -87,6 +87,18 @@ def test_segmentation_labels_and_pipeline_masks_are_unchanged_on_photographs(pre
         assert np.array_equal(np.asarray(segment["mask"]) == 255, (old == label_id).numpy())
 
 
+@pytest.mark.parametrize("size", [(1024, 2048), (600, 800)])
+def test_segmentation_preprocessing_equals_transformers_pil_processor(size):
+    from transformers.models.segformer.image_processing_pil_segformer import SegformerImageProcessorPil
+
+    ours = EfficientViTSegImageProcessor()
+    stock = SegformerImageProcessorPil(size=ours.size, image_mean=ours.image_mean, image_std=ours.image_std,
+                                       resample=ours.resample)
+    image = Image.fromarray(skimage_data.astronaut()).resize(size[::-1])
+    expected = stock(image, return_tensors="pt")["pixel_values"]
+    assert torch.equal(ours(image, return_tensors="pt")["pixel_values"], expected)
+
+
 @pytest.mark.parametrize(("shape", "size"), [((19, 32, 64), (256, 512)), ((7, 37, 53), (300, 421)),
                                              ((5, 16, 16), (16, 49)), ((3, 40, 50), (77, 33))])
 def test_upsampled_argmax_equals_argmax_of_the_upsampled_scores(shape, size):

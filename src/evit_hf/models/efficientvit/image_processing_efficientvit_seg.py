@@ -287,6 +287,20 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
         """0 ("other") -> 255 (ignored), k -> k - 1, on a copy (the parent edits its input in place)."""
         return super().reduce_label(np.array(image, copy=True))
 
+    def normalize(self, image: np.ndarray, mean, std, **kwargs) -> np.ndarray:
+        """transformers' `(image - mean) / std` on a channels-first float image, channel by channel: the same
+        float operations, without the transposed strided views (33 -> 11 ms at 3 x 1024 x 2048)."""
+        channels = image.shape[0] if isinstance(image, np.ndarray) and image.ndim == 3 else 0
+        if channels not in (1, 3) or not np.issubdtype(image.dtype, np.floating) or kwargs:
+            return super().normalize(image, mean, std, **kwargs)
+        mean = np.broadcast_to(np.asarray(mean, dtype=image.dtype), (channels,))
+        std = np.broadcast_to(np.asarray(std, dtype=image.dtype), (channels,))
+        result = np.empty_like(image)
+        for channel in range(channels):
+            np.subtract(image[channel], mean[channel], out=result[channel])
+            np.divide(result[channel], std[channel], out=result[channel])
+        return result
+
     def resize(
         self, image: np.ndarray, size: SizeDict, resample=None, reducing_gap=None, **kwargs
     ) -> np.ndarray:
@@ -296,9 +310,9 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
             new_height, new_width = short_side_resize_shape(
                 height, width, size.shortest_edge, self.size_divisor or 1
             )
-            if (new_height, new_width) == (height, width):
-                return image
             size = SizeDict(height=new_height, width=new_width)
+        if (size.height, size.width) == tuple(image.shape[-2:]):
+            return image  # PIL would return a copy (Cityscapes photos are 1024x2048 already)
         return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
 
     def post_process_semantic_segmentation(

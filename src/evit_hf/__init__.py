@@ -8,20 +8,30 @@ the local folder of a released model (the authors' checkpoint, converted once an
 and pipelines: `pipeline("image-classification", model=evit_hf.pretrained("efficientvit-b1-r224"))`. (The
 `evit-hf` console script is the one exception to registering at import: it parses its arguments first and
 registers before it runs a command.)
+
+Importing it also applies the CPU process defaults measured in docs/benchmarks.md (glibc allocator tuning and,
+before torch loads, `GOMP_SPINCOUNT`; `evit_hf.cpu_defaults`); `EVIT_HF_CPU_DEFAULTS=0` opts out.
 """
 
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cpu_defaults import apply_cpu_defaults as _apply_cpu_defaults
+
+# Before anything imports torch: OpenMP reads GOMP_SPINCOUNT once, when torch loads (opt out:
+# EVIT_HF_CPU_DEFAULTS=0; see `evit_hf.cpu_defaults`).
+CPU_DEFAULTS = _apply_cpu_defaults()
+
 __version__ = "0.1.0"
 
 # Public names are imported on first access (PEP 562) from `.models.efficientvit` unless listed here, so that
 # the `evit-hf` command can build its parser without torch (`_started_by_console_script`).
-_HOMES = {"compile_for_inference": ".optimization", "tune_cpu_allocator": ".optimization",
+_HOMES = {"compile_for_inference": ".optimization", "tune_cpu_allocator": ".cpu_defaults",
           "register": ".registration", "pretrained": ".resolve"}
 
 if TYPE_CHECKING:  # the same names for type checkers and the API docs
+    from .cpu_defaults import tune_cpu_allocator
     from .models.efficientvit import (
         PRESETS,
         SAM_PRESETS,
@@ -49,7 +59,7 @@ if TYPE_CHECKING:  # the same names for type checkers and the API docs
         set_inference_optimizations,
         tiled_upscale,
     )
-    from .optimization import compile_for_inference, tune_cpu_allocator
+    from .optimization import compile_for_inference
     from .registration import register
     from .resolve import pretrained
 
@@ -78,6 +88,10 @@ if not _started_by_console_script():
     from .registration import register as _register
 
     _register()
+    if CPU_DEFAULTS["spin"]:  # torch's OpenMP has read it; child processes start with the user's environment
+        import os as _os
+
+        _os.environ.pop("GOMP_SPINCOUNT", None)
 
 __all__ = [  # sorted
     "__version__",

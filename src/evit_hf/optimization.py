@@ -7,34 +7,16 @@ and residual adds, cached weight transforms). `set_inference_optimizations(modul
 that fast path on any module tree (`model.set_inference_optimizations(False)` also records the switch in the
 config). This module owns the one further step, compilation, which costs a warm-up on the first call of every
 new input shape, and the process setting that matters most on CPU: glibc's allocator (docs/benchmarks.md,
-the measured settings table).
+the measured settings table), which `import evit_hf` applies by default (`evit_hf.cpu_defaults`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 import torch
 from torch import nn
 
+from .cpu_defaults import tune_cpu_allocator
 from .models.efficientvit.modeling_efficientvit_fastpath import set_inference_optimizations
-
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc malloc.h
-
-
-def tune_cpu_allocator() -> bool:
-    """glibc only: keep big activations on the heap instead of mmap'ing them (and page-faulting them back in)
-    on every forward pass: `mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=1 GiB, M_TOP_PAD=64 MiB)`. Process-wide;
-    the process keeps up to 1 GiB of freed memory for reuse. Returns True if applied (False elsewhere)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_TOP_PAD, 64 << 20))
 
 
 def compile_for_inference(model: nn.Module, **compile_kwargs) -> nn.Module:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+from ..cpu_defaults import OPT_OUT_ENV
 from ..progress import track
 from .core import markdown_table
 
@@ -57,6 +58,7 @@ def run(
     for threads, name, (env_overrides, tune) in track(jobs, "bench settings", unit="setting"):
         env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
         env.update(env_overrides)
+        env[OPT_OUT_ENV] = "0"  # each row its own setting, not evit-hf's defaults (`evit_hf.cpu_defaults`)
         args = [variant, str(size[0]), str(size[1]), str(threads), "1" if tune else "0", str(budget_s)]
         result = subprocess.run(
             [sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True, check=False

@@ -20,13 +20,15 @@ DESCRIPTION = (
     "cls / seg / sam / sr: latency against peer models; cpu: the inference-optimised graph against the "
     "original implementation on identical weights (GMAC/s, share of the GEMM peak); backends: one model on "
     "every available back end (PyTorch eager, torch.compile, ONNX Runtime fp32/INT8, TFLite, TensorRT) beside "
-    "its peer, with --plot and --config (the recipes in configs/bench/)."
+    "its peer, with --plot and --config (the recipes in configs/bench/); pipeline: each task's pipeline end to "
+    "end next to its forward pass, pre- and post-processing, in fresh processes with evit-hf's defaults, tuned by "
+    "hand and untuned."
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "bench", run, SUMMARY, DESCRIPTION)
-    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends"],
+    parser.add_argument("task", nargs="?", choices=["cls", "seg", "sam", "sr", "cpu", "backends", "pipeline"],
                         help="which benchmark")
     parser.add_argument(
         "--study",
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         help="backends: seg, seg-1024x2048, seg-b0, sam, sam-xl1, sr, cls (default seg sam sr cls); "
         "cpu: VARIANT@HEIGHTxWIDTH cases (default: seg B0/B1/B2 at 512x1024 and 1024x2048, SAM-L0/XL1 "
-        "encoders, cls B1 at 224)",
+        "encoders, cls B1 at 224); pipeline: cls seg-cityscapes seg-ade20k sam-point sam-box sr (default all)",
     )
     parser.add_argument("--compile", action="store_true", help="cpu: also time torch.compile (Inductor freezing)")
     parser.add_argument("--threads", type=int,
@@ -61,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--budget", type=float, help="seconds of timing per row (default 5); cpu: per case (default 20)"
+    )
+    parser.add_argument(
+        "--environments", nargs="*", help="pipeline: which process environments (default: all three)"
     )
     parser.add_argument("--everything", action="store_true",
                         help="sam: segment everything (automatic masks) on one image, evit-hf against "
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         return _backends(args)
     if args.everything:
         return _sam_everything(args)
+    if args.task == "pipeline":
+        return _pipeline(args)
     default_budget = 20.0 if args.task == "cpu" else 5.0
     kwargs = {"budget_s": args.budget if args.budget is not None else default_budget}
     if args.task == "cls":
@@ -173,6 +180,17 @@ def _sam_everything(args: argparse.Namespace) -> int:
     print(sam.format_everything(rows))
     if args.json:
         _record(args, rows, sam.EVERYTHING_TITLE, sam.everything_setting(rows), [])
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    """`evit-hf bench pipeline`: `--cases` picks tasks (cls, seg-cityscapes, seg-ade20k, sam-point, sam-box, sr)."""
+    from ..bench import pipeline
+
+    rows = pipeline.run(args.cases, args.environments, budget_s=args.budget if args.budget is not None else 10.0)
+    print(pipeline.format_table(rows))
+    if args.json:
+        _record(args, rows, pipeline.TITLE, pipeline.SETTING, pipeline.NOTES)
     return 0
 
 

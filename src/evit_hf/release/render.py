@@ -202,6 +202,15 @@ def _bench_settings() -> Table:
         (data,))
 
 
+def _bench_pipeline() -> Table:
+    data = load("bench-pipeline")
+    return Table(markdown_table(data.rows, _columns(
+        ("task", "case"), ("model", "model"), ("image", "input"), ("process", "environment"),
+        ("pipeline ms", "end_to_end_ms"), ("forward ms", "forward_ms"), ("pre ms", "pre_ms"), ("post ms", "post_ms"),
+        ("pipeline / forward", "end_to_end_per_forward", ".2f"), ("pipeline / tuned", "vs_tuned", ".2f"),
+        ("rounds", "rounds"), ("load (before / after)", "load_1min"))), (data,))
+
+
 def _mixers(target: str) -> Callable[[], Table]:
     def view() -> Table:
         data = load("mixers-scaling")
@@ -361,6 +370,7 @@ VIEWS: dict[str, Callable[[], Table]] = {
     "bench-cpu-compile-1": _bench_cpu("bench-cpu-compile-1"),
     "bench-cpu-compile-2": _bench_cpu("bench-cpu-compile-2"),
     "bench-settings": _bench_settings,
+    "bench-pipeline": _bench_pipeline,
     "mixers-stage": _mixers("stage"),
     "mixers-model": _mixers("model"),
     "mixers-training-mean": _mixers_training("mean"),

@@ -199,7 +199,7 @@ from transformers import pipeline
 
 upscaler = pipeline("image-super-resolution", model="${repo_id}")
 image = Image.open("photo.jpg")
-upscaled = upscaler(image)  # a PIL image, ${upscale}x the size; large images go in 256-pixel tiles
+upscaled = upscaler(image)  # a PIL image, ${upscale}x the size; large images go in 512-pixel tiles
 upscaled.save("photo_x${upscale}.png")
 print(image.size, "->", upscaled.size)"""),
 }

@@ -7,7 +7,8 @@ Owns `EfficientViTSegImageProcessor` (a `SegformerImageProcessorPil` subclass, s
   so both sides are multiples of 32; `do_reduce_labels` maps the "other" class 0 to the ignore index 255.
   `for_short_side(n)` applies that rule at another scale (training saves it; `None`: no resizing).
 - `post_process_semantic_segmentation`: bicubic (align_corners=False, fp32) upsampling of the stride-8
-  logits to each target size, then argmax, as the original evaluation does. `batch_output` and
+  logits to each target size, then argmax, as the original evaluation does; for the labels alone only the
+  classes that can win somewhere are upsampled (`upsampled_argmax`: identical labels). `batch_output` and
   `sizes_per_image` check the inputs of this and of the super-resolution post-processing.
 
 The original resizes with OpenCV's INTER_CUBIC; PIL's bicubic filter antialiases when it downsamples, so
@@ -104,6 +105,79 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
             array = array / 257.0
         return np.clip(array, 0, 255).round().astype(np.uint8)
     raise ValueError(f"Unsupported image dtype {array.dtype}; expected uint8, uint16 or float pixels.")
+
+
+# The largest negative weight mass of a 2D bicubic kernel (A = -0.75; at t = 0.5 each axis has taps -3/32,
+# 19/32, 19/32, -3/32): 2 * (38/32) * (6/32) = 0.4453. An upsampled value lies in [min - N * range,
+# max + N * range] of the values under its taps.
+_BICUBIC_NEGATIVE_MASS = 0.4454
+
+
+def _window_max(values, window: int, dim: int):
+    """Max over `window` consecutive entries along `dim` (output length `size - window + 1`)."""
+    length = values.shape[dim] - window + 1
+    result = values.narrow(dim, 0, length).clone()
+    for offset in range(1, window):
+        result = result.maximum(values.narrow(dim, offset, length))
+    return result
+
+
+def _anchor_rows(in_size: int, out_size: int):
+    """Per output index, the first of the 5 input indices that hold its 4 bicubic taps (align_corners=False):
+    `floor(source) - 1` with the source a hair low, so torch's float rounding can only move its taps one up."""
+    import torch
+
+    scale = in_size / out_size
+    source = (torch.arange(out_size, dtype=torch.float64) + 0.5) * scale - 0.5
+    return (torch.floor(source - 1e-3).long() - 1).clamp(-3, in_size - 1)
+
+
+def upsampled_argmax(scores, size: tuple[int, int], fallback_share: float = 1 / 3):
+    """The labels `F.interpolate(scores[None], size, mode="bicubic").argmax` of (classes, h, w) scores, upsampling
+    only the classes that can win somewhere (identical labels, ties to the first class).
+
+    Each pixel's value lies between the minimum and maximum of its 4x4 taps widened by the kernel's negative
+    weight mass times their range (`_BICUBIC_NEGATIVE_MASS`; plus 1e-4 of the largest score for rounding), so
+    per low-resolution 5x5 window the classes whose upper bound reaches the best lower bound are the only
+    candidates. Where one class is left, that is the label (no upsampling); elsewhere the candidate classes
+    are upsampled by torch's own kernel and compared exactly. Where more than `fallback_share` of the classes
+    are candidates (an untrained model, ADE20K's 150 close classes), or the scores are not finite, all
+    classes are upsampled as before, with `max(dim=0).indices`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def reference(classes=None):
+        chosen = scores if classes is None else scores[classes]
+        return F.interpolate(chosen[None], size=size, mode="bicubic", align_corners=False)[0]
+
+    num_classes = scores.shape[0]
+    if not bool(torch.isfinite(scores).all()):
+        return reference().max(dim=0).indices
+    padded = F.pad(scores[None], (3, 4, 3, 4), mode="replicate")[0]  # index p holds row p - 3
+    high = _window_max(_window_max(padded, 5, 1), 5, 2)  # index q: rows q - 3 .. q + 1
+    low = -_window_max(_window_max(-padded, 5, 1), 5, 2)
+    spread = _BICUBIC_NEGATIVE_MASS * (high - low)
+    lower = low - spread
+    best_lower, label_of_window = lower.max(dim=0)
+    tolerance = 1e-4 * float(scores.abs().max())
+    candidates = (high + spread) >= best_lower - tolerance  # (classes, windows)
+    rows = _anchor_rows(scores.shape[1], size[0]) + 3
+    cols = _anchor_rows(scores.shape[2], size[1]) + 3
+    unsure_windows = candidates.sum(dim=0) > 1
+    used = torch.zeros_like(unsure_windows)
+    used[rows.unique()[:, None], cols.unique()[None, :]] = True
+    classes = candidates[:, unsure_windows & used].any(dim=1).nonzero()[:, 0]
+    if len(classes) > max(1.0, fallback_share * num_classes):
+        return reference().max(dim=0).indices
+    labels = label_of_window.index_select(0, rows).index_select(1, cols)
+    y, x = unsure_windows.index_select(0, rows).index_select(1, cols).nonzero(as_tuple=True)
+    if len(y) == 0:
+        return labels
+    exact = torch.stack([reference(c.reshape(1))[0][y, x] for c in classes])
+    exact = exact.masked_fill(~candidates[classes][:, rows[y], cols[x]], float("-inf"))
+    labels[y, x] = classes[exact.max(dim=0).indices]
+    return labels
 
 
 class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
@@ -213,6 +287,20 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
         """0 ("other") -> 255 (ignored), k -> k - 1, on a copy (the parent edits its input in place)."""
         return super().reduce_label(np.array(image, copy=True))
 
+    def normalize(self, image: np.ndarray, mean, std, **kwargs) -> np.ndarray:
+        """transformers' `(image - mean) / std` on a channels-first float image, channel by channel: the same
+        float operations, without the transposed strided views (33 -> 11 ms at 3 x 1024 x 2048)."""
+        channels = image.shape[0] if isinstance(image, np.ndarray) and image.ndim == 3 else 0
+        if channels not in (1, 3) or not np.issubdtype(image.dtype, np.floating) or kwargs:
+            return super().normalize(image, mean, std, **kwargs)
+        mean = np.broadcast_to(np.asarray(mean, dtype=image.dtype), (channels,))
+        std = np.broadcast_to(np.asarray(std, dtype=image.dtype), (channels,))
+        result = np.empty_like(image)
+        for channel in range(channels):
+            np.subtract(image[channel], mean[channel], out=result[channel])
+            np.divide(result[channel], std[channel], out=result[channel])
+        return result
+
     def resize(
         self, image: np.ndarray, size: SizeDict, resample=None, reducing_gap=None, **kwargs
     ) -> np.ndarray:
@@ -222,9 +310,9 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
             new_height, new_width = short_side_resize_shape(
                 height, width, size.shortest_edge, self.size_divisor or 1
             )
-            if (new_height, new_width) == (height, width):
-                return image
             size = SizeDict(height=new_height, width=new_width)
+        if (size.height, size.width) == tuple(image.shape[-2:]):
+            return image  # PIL would return a copy (Cityscapes photos are 1024x2048 already)
         return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
 
     def post_process_semantic_segmentation(
@@ -261,16 +349,21 @@ class EfficientViTSegImageProcessor(SegformerImageProcessorPil):
                     raise ValueError(
                         f"Each target size must be a positive (height, width), got {target_sizes[index]}."
                     )
+                if tuple(scores.shape[-2:]) != size and not return_segmentation_scores:
+                    results.append(upsampled_argmax(scores[0], size))
+                    continue
                 if tuple(scores.shape[-2:]) != size:
                     scores = F.interpolate(scores, size=size, mode="bicubic", align_corners=False)
             scores = scores[0]
+            # `max(dim=0).indices` is `argmax(dim=0)` (the first maximum, NaN included), without argmax's slow
+            # strided reduction over the class dim: 2.8x faster on 19 x 1024 x 2048 (616 -> 218 ms, loaded CPU).
             results.append(
                 SemanticSegmentationPostProcessorOutput(
-                    data={"segmentation": scores.argmax(dim=0), "segmentation_scores": scores}
+                    data={"segmentation": scores.max(dim=0).indices, "segmentation_scores": scores}
                 )
             )
         if not return_segmentation_scores:
-            return [result.segmentation for result in results]
+            return [getattr(result, "segmentation", result) for result in results]
         return results
 
 
@@ -280,4 +373,5 @@ __all__ = [
     "batch_output",
     "short_side_resize_shape",
     "sizes_per_image",
+    "upsampled_argmax",
 ]

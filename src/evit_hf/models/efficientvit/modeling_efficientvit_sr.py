@@ -168,9 +168,11 @@ class EfficientViTForImageSuperResolution(EfficientViTSRPreTrainedModel):
                                             hidden_states=tuple(hidden_states) if wanted else None)
         return model_output(output, return_dict, config)
 
-# Tiling defaults of the pipeline and the CLI (input pixels): 256 keeps a tile's activations of the light
-# presets around 100 MB; 16 pixels of overlap hide the seams (see `tiled_upscale`).
-DEFAULT_TILE_SIZE = 256
+# Tiling defaults of the pipeline and the CLI (input pixels): 512 keeps a tile's activations of the light
+# presets around 400 MB (100 MB at 256) and runs images up to 512x512 in one pass: in 256-pixel tiles with 16
+# pixels of overlap a 512x512 image took 9 tiles, 2.25x the pixels and 2.1x the time of one pass (docs/benchmarks.md,
+# pipeline table). 16 pixels of overlap hide the seams (see `tiled_upscale`).
+DEFAULT_TILE_SIZE = 512
 DEFAULT_TILE_OVERLAP = 16
 
 

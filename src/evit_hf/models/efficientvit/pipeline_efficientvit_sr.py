@@ -56,7 +56,7 @@ class SuperResolutionPipeline(Pipeline):
     Call it with a PIL image, a path (or URL), or a list of them; it returns the upscaled PIL image (or a
     list). Keyword arguments (at construction or per call):
 
-    - `tile_size` (default 256): images larger than this (in input pixels, either side) are upscaled in
+    - `tile_size` (default 512): images larger than this (in input pixels, either side) are upscaled in
       overlapping `tile_size` tiles, one at a time, which bounds memory; `None` or 0 upscales in one pass.
     - `tile_overlap` (default 16): minimum overlap of neighbouring tiles, cross-faded so seams are invisible
       (see `tiled_upscale`); must be less than half of `tile_size`.

@@ -126,6 +126,7 @@ def test_class_map_in_chunks_is_exactly_the_processors(monkeypatch):
     logits[:, 11] = logits[:, 4]
     size = (97, 161)
     expected = processor.post_process_semantic_segmentation(logits, target_sizes=[size])[0].numpy()
+    assert np.array_equal(segmentation.class_map(logits, size, processor), expected)  # every class in one call
     monkeypatch.setattr(segmentation, "SCORES_BUDGET", 3 * size[0] * size[1])
     calls = []
     chunked = segmentation.class_map(logits, size, processor, lambda done, total: calls.append((done, total)))

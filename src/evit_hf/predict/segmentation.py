@@ -2,8 +2,8 @@
 
 Owns running a semantic segmentation model and its image processor on one PIL image, and the one setting
 users change on the processor, the inference size (`set_short_side`: smaller is faster). On a large image the
-long part is upsampling the scores to the image size: `class_map` does it a few classes at a time, in bounded
-memory, reporting progress.
+long part is upsampling the scores to the image size: `class_map` does it a few classes at a time where all of
+them would not fit its memory budget, reporting progress.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ SCORES_BUDGET = 2**26
 
 def class_map(logits, size: tuple[int, int], processor, progress: ProgressCallback | None = None) -> np.ndarray:
     """The argmax over classes of one image's `logits` (1, classes, h, w), upsampled to `size` (height, width)
-    by `processor.post_process_semantic_segmentation`, `SCORES_BUDGET // (height * width)` classes at a time.
+    by `processor.post_process_semantic_segmentation`: in one call where all classes fit `SCORES_BUDGET`, else
+    `SCORES_BUDGET // (height * width)` classes at a time.
 
     Exactly the processor's class map on all classes at once: the upsampling treats each class on its own,
     and ties go to the lower class id as in `argmax` (the running maximum is replaced only where strictly
@@ -57,9 +58,15 @@ def class_map(logits, size: tuple[int, int], processor, progress: ProgressCallba
 
     classes = logits.shape[1]
     step = max(1, SCORES_BUDGET // (size[0] * size[1]))
-    best_class = best_score = None
     if progress is not None:
         progress(0, classes)
+    if step >= classes:  # every class fits the budget: the processor's own labels (it upsamples only the classes
+        # that can win a pixel, `upsampled_argmax`, and all of them at most)
+        (labels,) = processor.post_process_semantic_segmentation(logits, target_sizes=[size])
+        if progress is not None:
+            progress(classes, classes)
+        return labels.cpu().numpy()
+    best_class = best_score = None
     for start in range(0, classes, step):
         (result,) = processor.post_process_semantic_segmentation(
             logits[:, start : start + step], target_sizes=[size], return_segmentation_scores=True)

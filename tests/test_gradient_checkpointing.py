@@ -211,9 +211,15 @@ MEMORY_SCRIPT = textwrap.dedent("""
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * resource.getpagesize()
 
+    def high_water_mark():
+        # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak RSS over `exec` into ru_maxrss, so in
+        # a large pytest process both runs would report the parent's peak (5.2 GB seen in CI).
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
     before = rss()
     step().backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = high_water_mark()
     print(json.dumps({"before": before, "peak": peak, "step_peak": peak - before}))
 """)
 

@@ -138,8 +138,10 @@ def authors_state_dict(case: str, layout: str = "original") -> dict:
         return state_dict
     from evit_hf.convert.original import _original_classifier_key, _timm_classifier_key
     from evit_hf.reference import placeholders
+    from evit_hf.reference.packages import use_reference_packages
 
     placeholders.install()
+    use_reference_packages()  # timm lives in .references/, not in the environment
     import timm
 
     ours = {_original_classifier_key(key, state_dict): key for key in state_dict}

@@ -60,7 +60,9 @@ def _old_semantic_segmentation(logits: torch.Tensor, size: tuple[int, int]) -> t
 
 @pytest.mark.parametrize(("preset", "photo"), [("seg-b0-cityscapes", "astronaut"), ("seg-b1-ade20k", "coffee")])
 def test_segmentation_labels_and_pipeline_masks_are_unchanged_on_photographs(preset, photo):
-    from transformers import pipeline
+    from transformers import ImageSegmentationPipeline, pipeline
+
+    from evit_hf.predict.segmentation_pipeline import EfficientViTImageSegmentationPipeline
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -79,7 +81,12 @@ def test_segmentation_labels_and_pipeline_masks_are_unchanged_on_photographs(pre
     (new,) = processor.post_process_semantic_segmentation(tied, target_sizes=[size])
     assert torch.equal(new, _old_semantic_segmentation(tied, size))
     # the pipeline's masks: one per class present, exactly the old labels
-    segments = pipeline("image-segmentation", model=model, image_processor=processor)(image)
+    runner = pipeline("image-segmentation", model=model, image_processor=processor)
+    assert isinstance(runner, EfficientViTImageSegmentationPipeline)  # evit-hf's post-processing is what ran
+    segments = runner(image)
+    stock = ImageSegmentationPipeline(model=model, image_processor=processor)(image)  # transformers' own
+    assert [s["label"] for s in segments] == [s["label"] for s in stock]
+    assert all(np.array_equal(np.asarray(a["mask"]), np.asarray(b["mask"])) for a, b in zip(segments, stock))
     labels = model.config.id2label
     assert sorted(s["label"] for s in segments) == sorted(labels[int(c)] for c in old.unique())
     for segment in segments:

@@ -102,9 +102,25 @@ def register() -> None:
         EfficientViTSRConfig, image_processor_classes={"pil": EfficientViTSRImageProcessor}, exist_ok=True
     )
     register_sr_pipeline()
-    from .predict.pipeline import register_mask_generation_pipeline
+    from .predict.pipeline import EfficientViTMaskGenerationPipeline
+    from .predict.segmentation_pipeline import EfficientViTImageSegmentationPipeline
 
-    register_mask_generation_pipeline()  # EfficientViT-SAM's fast generator; other models keep transformers'
+    serve_task("mask-generation", EfficientViTMaskGenerationPipeline)  # EfficientViT-SAM's fast generator
+    serve_task("image-segmentation", EfficientViTImageSegmentationPipeline)  # EfficientViT-Seg's cheap masks
+
+
+def serve_task(task: str, pipeline_class: type) -> None:
+    """Serve a built-in `task` with `pipeline_class`, a subclass of transformers' own that changes only what it
+    does for EfficientViT models (every other model runs the parent class).
+
+    The registry entry is replaced in place, keeping transformers' model classes and default checkpoint; the
+    class is not marked as a custom pipeline, so `pipeline.save_pretrained` writes no `custom_pipelines` entry
+    (a saved folder must load without evit-hf)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    entry = PIPELINE_REGISTRY.supported_tasks[task]
+    if entry["impl"] is not pipeline_class:
+        PIPELINE_REGISTRY.supported_tasks[task] = {**entry, "impl": pipeline_class}
 
 
 def name_semantic_segmentation_model() -> None:

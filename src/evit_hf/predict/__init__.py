@@ -5,7 +5,8 @@
 - `mask_generation`: `SamAutomaticMaskGenerator` (masks of everything, from a grid of point prompts or given
   boxes), `GeneratedMasks`; `sam_decoder`: `PromptBatchDecoder` (the mask decoder for many prompts on one image,
   prompt-independent work once); `masks`: grids, crops, stability, boxes, RLE, small regions; `pipeline`: the
-  `mask-generation` pipeline class registered for EfficientViT-SAM;
+  `mask-generation` pipeline class registered for EfficientViT-SAM; `segmentation_pipeline`: the
+  `image-segmentation` pipeline class registered for EfficientViT-Seg (the same masks, cheaper);
 - `segmentation`: `segment_image` (the class map of one image; `class_map` upsamples scores in bounded
   memory, with progress), `set_short_side`;
 - `super_resolution`: `upscale_image` (with progress by tile), `tile_count`, `bicubic_comparison`;

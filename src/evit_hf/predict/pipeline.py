@@ -101,17 +101,4 @@ class EfficientViTMaskGenerationPipeline(MaskGenerationPipeline):
         return output
 
 
-def register_mask_generation_pipeline() -> None:
-    """Serve the "mask-generation" task with `EfficientViTMaskGenerationPipeline` (its other models unchanged).
-
-    The registry entry is replaced in place, keeping transformers' model classes and default checkpoint; the
-    class is not marked as a custom pipeline, so `pipeline.save_pretrained` writes no `custom_pipelines` entry
-    (a saved folder must load without evit-hf)."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    entry = PIPELINE_REGISTRY.supported_tasks["mask-generation"]
-    if entry["impl"] is not EfficientViTMaskGenerationPipeline:
-        PIPELINE_REGISTRY.supported_tasks["mask-generation"] = {**entry, "impl": EfficientViTMaskGenerationPipeline}
-
-
-__all__ = ["EfficientViTMaskGenerationPipeline", "register_mask_generation_pipeline"]
+__all__ = ["EfficientViTMaskGenerationPipeline"]

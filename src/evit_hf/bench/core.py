@@ -99,13 +99,20 @@ def count_macs(model: nn.Module, *inputs_shape: tuple[int, ...], **kwargs) -> fl
 
     A model already on the meta device is used as is; any other is copied there (its weights stay put).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     on_meta = next(model.parameters()).device.type == "meta"
     meta_model = model if on_meta else copy.deepcopy(model).to(device="meta")
     inputs = [torch.empty(shape, device="meta") for shape in inputs_shape]
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        meta_model(*inputs, **kwargs)
+    with torch.no_grad():
+        return count_call_macs(lambda: meta_model(*inputs, **kwargs))
+
+
+def count_call_macs(fn: Callable[[], object]) -> float:
+    """Multiply-accumulates (FLOPs / 2) of convs, matmuls and linears that `fn()` runs (any call, e.g. one part
+    of a model on meta tensors); `count_macs` counts a whole model's forward with it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
     return counter.get_total_flops() / 2
 
 

@@ -31,7 +31,7 @@ import torch
 from ..progress import track
 from ..reference.peers import sam_vit_b_model
 from ..resolve import preset_model
-from .core import count_parameters, gmacs, markdown_table, time_callable
+from .core import count_call_macs, count_parameters, gmacs, markdown_table, time_callable
 
 DEFAULT_PRESETS = ("sam-l0", "sam-l1", "sam-l2", "sam-xl0", "sam-xl1")
 REFERENCE = "SAM ViT-B (transformers)"
@@ -242,15 +242,6 @@ def _gemm_gmacs_per_cpu_second(size: int = 2048, runs: int = 5) -> float:
         return runs * size**3 / (time.process_time() - start) / 1e9
 
 
-def _macs(fn: Callable[[], object]) -> float:
-    """Multiply-accumulates of `fn()` (FLOPs / 2 of convs and matrix products)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 2
-
-
 def decoder_gmacs(config, prompts: int = 8) -> dict[str, float]:
     """GMACs of the SAM decoder of an EfficientViT-SAM `config`, counted on the meta device: per point prompt
     of the stock decoder (the model's forward on image embeddings, multimask), and of `PromptBatchDecoder`:
@@ -265,14 +256,16 @@ def decoder_gmacs(config, prompts: int = 8) -> dict[str, float]:
     points = torch.empty(prompts, 1, 2, device="meta")
     decoder = PromptBatchDecoder(model)
     with torch.no_grad():
-        stock = _macs(lambda: model(image_embeddings=embeddings, input_points=points[None], multimask_output=True))
+        stock = count_call_macs(
+            lambda: model(image_embeddings=embeddings, input_points=points[None], multimask_output=True))
         context = decoder.prepare(embeddings)
         sparse = decoder.sparse_embeddings(points)
         decoded = decoder.decode(context, sparse, True)
         return {"stock_gmacs_per_prompt": stock / prompts / 1e9,
-                "ours_prepare_gmacs": _macs(lambda: decoder.prepare(embeddings)) / 1e9,
-                "ours_tokens_gmacs_per_prompt": _macs(lambda: decoder.decode(context, sparse, True)) / prompts / 1e9,
-                "ours_masks_gmacs_per_kept_prompt": _macs(lambda: decoder.masks(decoded)) / prompts / 1e9}
+                "ours_prepare_gmacs": count_call_macs(lambda: decoder.prepare(embeddings)) / 1e9,
+                "ours_tokens_gmacs_per_prompt":
+                    count_call_macs(lambda: decoder.decode(context, sparse, True)) / prompts / 1e9,
+                "ours_masks_gmacs_per_kept_prompt": count_call_macs(lambda: decoder.masks(decoded)) / prompts / 1e9}
 
 
 def _busy_seconds() -> float | None:

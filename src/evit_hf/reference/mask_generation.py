@@ -94,10 +94,6 @@ def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, 
     return box_nms(boxes, scores, iou_threshold)
 
 
-def _box_area(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-
-
 def original_model(model: nn.Module, processor, variant: str | None = None) -> nn.Module:
     """The original `EfficientViTSam` holding `model`'s weights (module docstring), its preprocessing done by
     `processor`."""
@@ -132,7 +128,9 @@ def original_mask_generator(model: nn.Module, processor, variant: str | None = N
     """mit-han-lab's `EfficientViTSamAutomaticMaskGenerator(original_model(...), **options)`; call its
     `generate(image)` with an (H, W, 3) uint8 array. Raises `OriginalUnavailable` without `efficientsam`."""
     generator_module = _efficientsam("segment_anything.automatic_mask_generator")
-    generator_module.batched_nms, generator_module.box_area = _batched_nms, _box_area
+    from ..predict.masks import box_area
+
+    generator_module.batched_nms, generator_module.box_area = _batched_nms, box_area
     sam_module = _efficientsam("models.efficientvit.sam")
     return sam_module.EfficientViTSamAutomaticMaskGenerator(original_model(model, processor, variant), **options)
 

@@ -300,7 +300,7 @@ class Trainer:
             self._check_signals()
             results = {**results, "train_seconds": self._train_seconds(), "global_step": self.state.global_step}
             self.save_final(results)
-        acc.end_training()
+        self._finish_trackers()
         return results
 
     def _write_arguments(self) -> None:
@@ -348,8 +348,17 @@ class Trainer:
             else:
                 print(f"Stopped by {name} after step {self.state.global_step}; checkpoint: {checkpoint}. "
                       f"Resume with:\n{command}", file=sys.stderr, flush=True)
-        acc.end_training()
+        self._finish_trackers()
         raise TrainingInterrupted(self._stop, checkpoint, command)
+
+    def _finish_trackers(self) -> None:
+        """`Accelerator.end_training` without its `destroy_process_group`: a multi-process run's group ends with
+        its process (`arguments.run_training`). Destroyed from Python, the last reference to a gloo group (the
+        DDP model's, once the world's is gone) joins gloo's worker threads while holding the GIL, and a worker
+        that is still freeing the last collective's tensors needs the GIL: the process hangs after its work is
+        done (torch 2.13; seen in 1 of 4 two-process runs on the loaded 2-core machine)."""
+        for tracker in self.accelerator.trackers:
+            tracker.finish()
 
     def _done(self) -> bool:
         return self.args.max_steps is not None and self.state.global_step >= self.args.max_steps

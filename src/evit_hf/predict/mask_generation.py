@@ -53,8 +53,8 @@ from .sam_decoder import PromptBatchDecoder
 # The generator's and the pipeline's grid: segment-anything's 32x32.
 DEFAULT_POINTS_PER_SIDE = 32
 # The grid of `evit-hf sam --everything` and the app's "Segment everything" (one default for both). On SAM-L0 on
-# the 2-core dev CPU, 16x16 took 9 s on one thread and 32x32 68 s (docs/results/bench-sam-everything.json): not the
-# "few seconds" an interactive default needs, so 16x16; pass 32 for segment-anything's grid.
+# the 2-core dev CPU (astronaut, 512x512), 16x16 takes 2.7 s on two threads (4.7 s on one) and 32x32 10 s (17 s):
+# not the "few seconds" an interactive default needs, so 16x16; pass 32 for segment-anything's grid.
 INTERACTIVE_POINTS_PER_SIDE = 16
 # Working memory for one batch of prompts through the decoder. Peak use per prompt is about 8 copies of the
 # (N, C) image tokens in fp32 (measured on SAM-L0: 33 MB per prompt), so 1 GiB decodes 32 SAM prompts at once.

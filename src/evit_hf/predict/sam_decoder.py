@@ -223,9 +223,8 @@ class PromptBatchDecoder:
                        keys: list[torch.Tensor] | None,
                        prompt_tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One `SamTwoWayAttentionBlock` on (P, T, C) queries and per prompt (N, C) keys (None: the shared image).
-        The image side is kept per prompt, not as one (P, N, C) tensor: each prompt's 4 MB of tokens is then made
-        and used while it is in the CPU caches, and never copied into a batch (on SAM-L0 with 32 point prompts,
-        2 threads, the copies took a fifth of the decoder's time)."""
+        The image side is kept per prompt, not as one (P, N, C) tensor: each prompt's tokens (4 MB on SAM-L0) are
+        then made and used one prompt at a time, while they are in the CPU caches, and never copied into a batch."""
         if layer.skip_first_layer_pe:
             queries = self._attend(layer.self_attn, queries, queries, queries)
         else:

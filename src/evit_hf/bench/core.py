@@ -1,6 +1,7 @@
 """The timing core every benchmark (and `evit-hf demo`'s zoo, and the release cards) measures with.
 
-Owns timing (`time_callable`, `time_round_robin`, `time_pixel_model`, `p90`, `intra_op_threads`), the one MAC
+Owns timing (`time_callable`, `time_round_robin`, `time_pixel_model`, `p90`, `intra_op_threads`, and
+`fresh_process_row` for settings that a process reads when it starts), the one MAC
 counter (`count_macs` on the meta device; `gmacs` for a table column that stays empty where an op has no meta
 kernel), parameter and memory counts, the record of the machine and setting a measurement ran under
 (`machine`, `environment`, `measured_setting`) and markdown tables (`markdown_table`, `table_with_setting`).
@@ -9,15 +10,20 @@ kernel), parameter and memory counts, the record of the machine and setting a me
 from __future__ import annotations
 
 import copy
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from ..cpu_defaults import OPT_OUT_ENV
 
 
 def time_callable(
@@ -39,12 +45,13 @@ def time_callable(
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
 
 
-def time_round_robin(functions: dict[str, Callable[[], object]], budget_s: float, max_rounds: int) -> dict[str, list]:
-    """Round-robin timing (ms) of every function until the budget is spent (at least 3 rounds)."""
+def time_round_robin(functions: dict[str, Callable[[], object]], budget_s: float, max_rounds: int,
+                     min_rounds: int = 3) -> dict[str, list]:
+    """Round-robin timing (ms) of every function until the budget is spent (at least `min_rounds` rounds)."""
     times: dict[str, list[float]] = {name: [] for name in functions}
     start = time.perf_counter()
     rounds = 0
-    while rounds < max_rounds and (rounds < 3 or time.perf_counter() - start < budget_s):
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
         for name, fn in functions.items():
             t0 = time.perf_counter()
             fn()
@@ -66,6 +73,22 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+# What a fresh measuring process does not inherit: the OpenMP settings (libgomp reads them when torch loads) and
+# evit-hf's CPU-defaults switch (`OPT_OUT_ENV`); a benchmark sets them per row instead.
+FRESH_PROCESS_CLEARED = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", OPT_OUT_ENV)
+
+
+def fresh_process_row(argv: list[str], overrides: dict[str, str], what: str) -> dict:
+    """Run `python *argv` in a fresh process, with this environment less `FRESH_PROCESS_CLEARED` plus `overrides`,
+    and return the JSON row it prints last; a failed process raises naming `what` and its last stderr lines."""
+    env = {k: v for k, v in os.environ.items() if k not in FRESH_PROCESS_CLEARED}
+    env.update(overrides)
+    result = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed: {result.stderr.strip().splitlines()[-3:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def p90(values: list[float]) -> float:

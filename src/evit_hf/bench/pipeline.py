@@ -20,14 +20,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..cpu_defaults import OPT_OUT_ENV
-from .core import markdown_table
+from .core import fresh_process_row, markdown_table, time_round_robin
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,6 @@ ENVIRONMENTS: dict[str, tuple[dict[str, str], bool]] = {
     "tuned by hand": ({"GOMP_SPINCOUNT": "10000000", OPT_OUT_ENV: "0"}, True),
     "no tuning": ({OPT_OUT_ENV: "0"}, False),
 }
-_CLEARED = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", OPT_OUT_ENV)
 
 
 def photograph(name: str, size: tuple[int, int]):
@@ -118,14 +115,7 @@ def time_stages(functions: dict[str, Callable[[], object]], budget_s: float, min
     """Median ms of every function, timed round-robin after one warm-up call each, until the budget is spent."""
     for fn in functions.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    start = time.perf_counter()
-    while len(times["forward"]) < max_rounds and (
-            len(times["forward"]) < min_rounds or time.perf_counter() - start < budget_s):
-        for name, fn in functions.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
+    times = time_round_robin(functions, budget_s, max_rounds, min_rounds)
     return {**{f"{name.replace(' ', '_')}_ms": statistics.median(values) for name, values in times.items()},
             "rounds": len(times["forward"])}
 
@@ -156,15 +146,9 @@ def run(cases: list[str] | None = None, environments: list[str] | None = None, b
         case = CASES[case_name]
         for environment in environments:
             overrides, tune = ENVIRONMENTS[environment]
-            env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-            env.update(overrides)
             load_before = os.getloadavg()[0]
-            result = subprocess.run(
-                [sys.executable, "-m", "evit_hf.bench.pipeline", case_name, str(budget_s), "1" if tune else "0"],
-                env=env, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise RuntimeError(f"{case_name} ({environment}) failed: {result.stderr.strip().splitlines()[-3:]}")
-            row = json.loads(result.stdout.strip().splitlines()[-1])
+            row = fresh_process_row(["-m", "evit_hf.bench.pipeline", case_name, str(budget_s), "1" if tune else "0"],
+                                    overrides, f"{case_name} ({environment})")
             row.update(case=case_name, model=case.preset, input=f"{case.size[0]}x{case.size[1]} {case.photo}",
                        environment=environment, load_1min=f"{load_before:.1f} / {os.getloadavg()[0]:.1f}")
             row["end_to_end_per_forward"] = row["end_to_end_ms"] / row["forward_ms"]

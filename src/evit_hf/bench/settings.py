@@ -10,14 +10,9 @@ OpenMP workers spin before sleeping, so the next parallel region starts without 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 from ..cpu_defaults import OPT_OUT_ENV
 from ..progress import track
-from .core import markdown_table
+from .core import fresh_process_row, markdown_table
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
     "defaults": ({}, False),
@@ -56,16 +51,9 @@ def run(
     rows = []
     jobs = [(threads, name, setting) for threads in thread_counts for name, setting in SETTINGS.items()]
     for threads, name, (env_overrides, tune) in track(jobs, "bench settings", unit="setting"):
-        env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-        env.update(env_overrides)
-        env[OPT_OUT_ENV] = "0"  # each row its own setting, not evit-hf's defaults (`evit_hf.cpu_defaults`)
         args = [variant, str(size[0]), str(size[1]), str(threads), "1" if tune else "0", str(budget_s)]
-        result = subprocess.run(
-            [sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"setting {name!r} failed: {result.stderr.strip().splitlines()[-1:]}")
-        row = json.loads(result.stdout.strip().splitlines()[-1])
+        # each row its own setting, not evit-hf's defaults (`evit_hf.cpu_defaults`)
+        row = fresh_process_row(["-c", _CHILD, *args], {**env_overrides, OPT_OUT_ENV: "0"}, f"setting {name!r}")
         rows.append({"setting": name, "model": variant, "input": f"{size[0]}x{size[1]}", **row})
     fastest = min(row["median_ms"] for row in rows)
     for row in rows:
